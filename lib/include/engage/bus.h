@@ -1,0 +1,105 @@
+/* The bus: NATS core request/reply and publish/subscribe, and JetStream streams, publish with
+ * a message id, and durable pull consumers. nats.c types stay inside lib/bus.c.
+ *
+ * Threading: one eg_bus_t is shared by all threads of a process (the NATS connection is
+ * thread-safe). Each subscription has its own delivery thread; a handler runs on it. */
+#ifndef ENGAGE_BUS_H
+#define ENGAGE_BUS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "engage/status.h"
+
+typedef struct eg_bus eg_bus_t;
+typedef struct eg_bus_msg eg_bus_msg_t;
+
+/** The header that carries the correlation id from the HTTP request to every service. */
+#define EG_BUS_CORR_HEADER "Engage-Corr-Id"
+
+/** Connect to url (comma-separated list allowed) as client_name, with SendAsap on, retry on a
+ *  failed first connect, and unlimited reconnects. EG_EUNAVAIL when it cannot connect within
+ *  timeout_ms. Close with eg_bus_close. */
+eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name, int timeout_ms);
+/** Drain subscriptions, close, free. Accepts NULL. */
+void eg_bus_close(eg_bus_t *bus);
+/** True while the connection is up. */
+bool eg_bus_connected(eg_bus_t *bus);
+/** Call at process exit after every bus is closed (nats_Close). */
+void eg_bus_shutdown(void);
+
+/** Handler of a message; msg is valid only during the call. */
+typedef void (*eg_bus_handler_fn)(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg);
+
+/** Subscribe to subject; with queue non-NULL, members of the queue group share messages.
+ *  Each call gets its own delivery thread, so N calls on one subject = N parallel workers. */
+eg_status_t eg_bus_subscribe(eg_bus_t *bus, const char *subject, const char *queue,
+                             eg_bus_handler_fn handler, void *arg);
+
+const void *eg_bus_msg_data(const eg_bus_msg_t *msg);
+size_t eg_bus_msg_len(const eg_bus_msg_t *msg);
+const char *eg_bus_msg_subject(const eg_bus_msg_t *msg);
+/** The correlation id header, or NULL. Borrowed, valid during the handler. */
+const char *eg_bus_msg_corr_id(const eg_bus_msg_t *msg);
+
+/** Answer a request (no-op status EG_EINVAL when msg has no reply subject). */
+eg_status_t eg_bus_respond(eg_bus_t *bus, const eg_bus_msg_t *msg, const void *data, size_t len);
+
+/** Publish on core NATS (fire and forget). corr_id may be NULL. */
+eg_status_t eg_bus_publish(eg_bus_t *bus, const char *subject, const void *data, size_t len,
+                           const char *corr_id);
+
+/** Request/reply. On EG_OK *reply (free()) and *reply_len hold the answer. EG_EUNAVAIL on
+ *  "no responders", EG_ETIMEOUT when none answered within timeout_ms. */
+eg_status_t eg_bus_request(eg_bus_t *bus, const char *subject, const void *data, size_t len,
+                           const char *corr_id, int timeout_ms, void **reply, size_t *reply_len);
+
+/* ---- JetStream ---- */
+
+/** Create the stream, or update it to these settings when it exists. max_age_s 0 = none;
+ *  dup_window_s is the duplicate-detection window for message ids. */
+eg_status_t eg_bus_js_stream_ensure(eg_bus_t *bus, const char *stream, const char *const *subjects,
+                                    size_t nsubjects, int64_t max_age_s, int64_t dup_window_s);
+
+/** Publish and wait for the stream's ack. msg_id is the Nats-Msg-Id used for dedupe; a
+ *  duplicate inside the window is EG_OK (*duplicate set true when non-NULL). */
+eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *data, size_t len,
+                              const char *msg_id, const char *corr_id, int timeout_ms,
+                              bool *duplicate);
+
+typedef struct eg_bus_consumer eg_bus_consumer_t;
+typedef struct eg_bus_jsmsg eg_bus_jsmsg_t;
+
+/** Bind (creating when missing) a durable pull consumer on stream, filtered to filter_subject
+ *  (NULL = all), explicit ack, ack wait ack_wait_s. Close with eg_bus_consumer_close. */
+eg_status_t eg_bus_js_consumer_open(eg_bus_t *bus, const char *stream, const char *durable,
+                                    const char *filter_subject, int ack_wait_s,
+                                    eg_bus_consumer_t **out);
+void eg_bus_consumer_close(eg_bus_consumer_t *c);
+
+/** Fetch up to max messages, waiting up to timeout_ms for the first. On EG_OK msgs[0..*count)
+ *  are owned by the caller (free each with eg_bus_jsmsg_free after ack/nak). EG_ETIMEOUT
+ *  when none arrived. */
+eg_status_t eg_bus_js_fetch(eg_bus_consumer_t *c, int max, int timeout_ms, eg_bus_jsmsg_t **msgs,
+                            int *count);
+
+const void *eg_bus_jsmsg_data(const eg_bus_jsmsg_t *m);
+size_t eg_bus_jsmsg_len(const eg_bus_jsmsg_t *m);
+const char *eg_bus_jsmsg_subject(const eg_bus_jsmsg_t *m);
+/** The Nats-Msg-Id header, or NULL. */
+const char *eg_bus_jsmsg_id(const eg_bus_jsmsg_t *m);
+const char *eg_bus_jsmsg_corr_id(const eg_bus_jsmsg_t *m);
+/** How many times this message has been delivered (1 the first time). */
+uint64_t eg_bus_jsmsg_deliveries(const eg_bus_jsmsg_t *m);
+/** The stream sequence of the message. */
+uint64_t eg_bus_jsmsg_seq(const eg_bus_jsmsg_t *m);
+/** Acknowledge (synchronously: returns after the server confirmed). */
+eg_status_t eg_bus_jsmsg_ack(eg_bus_jsmsg_t *m);
+/** Negative ack: redeliver after delay_ms (0 = at once). */
+eg_status_t eg_bus_jsmsg_nak(eg_bus_jsmsg_t *m, int64_t delay_ms);
+/** Tell the server the message is still being worked on (resets its ack wait). */
+eg_status_t eg_bus_jsmsg_in_progress(eg_bus_jsmsg_t *m);
+/** Terminate: never redeliver. */
+eg_status_t eg_bus_jsmsg_term(eg_bus_jsmsg_t *m);
+void eg_bus_jsmsg_free(eg_bus_jsmsg_t *m);
+
+#endif

@@ -1,0 +1,68 @@
+/* The Redis adapter: one connection (a hiredis context inside), Lua scripts loaded once and run
+ * with EVALSHA (reloaded on NOSCRIPT), and a reconnect after a dropped connection.
+ *
+ * Threading: an eg_store_t is NOT thread-safe; open one per thread. */
+#ifndef ENGAGE_STORE_H
+#define ENGAGE_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "engage/status.h"
+
+typedef struct eg_store eg_store_t;
+
+typedef enum {
+    EG_REPLY_NIL = 0,
+    EG_REPLY_INTEGER,
+    EG_REPLY_STRING,
+    EG_REPLY_STATUS, /**< a +OK style status; text in str */
+    EG_REPLY_ERROR,  /**< a -ERR reply; text in str */
+    EG_REPLY_ARRAY
+} eg_reply_type_t;
+
+/** A Redis reply in the project's own shape (owned; free with eg_reply_free). */
+typedef struct eg_reply {
+    eg_reply_type_t type;
+    long long integer;
+    char *str; /**< string, status or error text, NUL-terminated; NULL otherwise */
+    size_t len;
+    size_t elements;
+    struct eg_reply **element;
+} eg_reply_t;
+
+void eg_reply_free(eg_reply_t *r);
+
+/** Connect to a redis:// URL (see eg_redis_url_parse), with AUTH and SELECT when given.
+ *  timeout_ms bounds connect and each command. EG_EUNAVAIL when unreachable. */
+eg_status_t eg_store_open(eg_store_t **out, const char *url, int timeout_ms);
+/** Close and free. Accepts NULL. */
+void eg_store_close(eg_store_t *s);
+/** PING; EG_OK when the server answers. */
+eg_status_t eg_store_ping(eg_store_t *s);
+
+/** Register a Lua script with this connection (SCRIPT LOAD now; again after NOSCRIPT).
+ *  Returns its handle (>= 0) in *script. The source is copied. */
+eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script);
+
+/** EVALSHA script with nkeys keys then args: argv[0..argc) binary-safe with lengths
+ *  (argvlen NULL = all NUL-terminated). The first nkeys entries of argv are the keys.
+ *  On EG_OK *reply is owned by the caller; a script error is EG_EPROTO with the reply kept
+ *  (type EG_REPLY_ERROR) when reply is non-NULL. A dropped connection is retried once after
+ *  reconnecting. */
+eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
+                          const size_t *argvlen, eg_reply_t **reply);
+
+/** Run one command given as argv (binary-safe with argvlen; NULL = NUL-terminated strings).
+ *  A -ERR reply is EG_EPROTO (reply kept when non-NULL). Reconnects and retries once on a
+ *  dropped connection. */
+eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
+                             eg_reply_t **reply);
+
+/** Run several commands in one round trip (pipelined). cmds[i] is argv of argcs[i] strings
+ *  (NUL-terminated). replies[i] owned by the caller. */
+eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs, const char *const *const *cmds,
+                              eg_reply_t **replies);
+
+/** Text of the last connection or protocol error (borrowed). */
+const char *eg_store_error(const eg_store_t *s);
+
+#endif
