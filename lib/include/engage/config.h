@@ -15,14 +15,16 @@ typedef struct {
     int http_port;         /**< ENGAGE_HTTP_PORT (api default 8080, others 0 = any free port) */
     int http_threads;      /**< ENGAGE_HTTP_THREADS, default 16 */
     char *consul_addr;     /**< ENGAGE_CONSUL_ADDR (http://host:port), NULL = no Consul */
-    char *advertise_addr;  /**< ENGAGE_ADVERTISE_ADDR, the address Consul checks; default http_addr */
-    char *instance_id;     /**< ENGAGE_INSTANCE_ID, default <service>-<hostname>-<pid> */
-    char *key_pepper;      /**< ENGAGE_KEY_PEPPER, the server-side secret for API key hashes */
-    char *log_level;       /**< ENGAGE_LOG_LEVEL, default info */
-    char *voice_events_stream;     /**< ENGAGE_VOICE_EVENTS_STREAM, default engage:voice:events */
-    char *voice_commands_stream;   /**< ENGAGE_VOICE_COMMANDS_STREAM, default engage:voice:commands */
-    char *voice_deadletter_stream; /**< ENGAGE_VOICE_DEADLETTER_STREAM, default engage:voice:deadletter */
-    int workers;           /**< ENGAGE_WORKERS, request-handling threads, default 4 */
+    char
+        *advertise_addr; /**< ENGAGE_ADVERTISE_ADDR, the address Consul checks; default http_addr */
+    char *instance_id;   /**< ENGAGE_INSTANCE_ID, default <service>-<hostname>-<pid> */
+    char *key_pepper;    /**< ENGAGE_KEY_PEPPER, the server-side secret for API key hashes */
+    char *log_level;     /**< ENGAGE_LOG_LEVEL, default info */
+    char *voice_events_stream;   /**< ENGAGE_VOICE_EVENTS_STREAM, default engage:voice:events */
+    char *voice_commands_stream; /**< ENGAGE_VOICE_COMMANDS_STREAM, default engage:voice:commands */
+    char *voice_deadletter_stream; /**< ENGAGE_VOICE_DEADLETTER_STREAM, default
+                                      engage:voice:deadletter */
+    int workers;                   /**< ENGAGE_WORKERS, request-handling threads, default 4 */
 } eg_config_t;
 
 /** Fill cfg from the environment for the named service. Strings in cfg are owned by it. */

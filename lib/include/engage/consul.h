@@ -14,9 +14,9 @@ typedef struct {
     const char *service_id;   /**< unique per instance */
     const char *address;      /**< address the check and peers use */
     int port;
-    const char *check_path;   /**< e.g. "/readyz" */
-    int check_interval_s;     /**< default 10 */
-    int deregister_after_s;   /**< DeregisterCriticalServiceAfter, default 60 */
+    const char *check_path; /**< e.g. "/readyz" */
+    int check_interval_s;   /**< default 10 */
+    int deregister_after_s; /**< DeregisterCriticalServiceAfter, default 60 */
 } eg_consul_opts_t;
 
 /** Register the service with an HTTP check. With opts->addr NULL or empty it does nothing and

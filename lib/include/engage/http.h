@@ -17,11 +17,11 @@ typedef struct eg_http_req eg_http_req_t;
 typedef int (*eg_http_handler_fn)(eg_http_req_t *req, void *arg);
 
 typedef struct {
-    const char *addr;  /**< listen address, default "127.0.0.1" (IPv4 only) */
-    int port;          /**< 0 = any free port (read it back with eg_http_port) */
-    int threads;       /**< worker threads, default 16 */
-    size_t max_body;   /**< largest accepted body, default 256 KiB */
-    bool keep_alive;   /**< default false; the api turns it on */
+    const char *addr; /**< listen address, default "127.0.0.1" (IPv4 only) */
+    int port;         /**< 0 = any free port (read it back with eg_http_port) */
+    int threads;      /**< worker threads, default 16 */
+    size_t max_body;  /**< largest accepted body, default 256 KiB */
+    bool keep_alive;  /**< default false; the api turns it on */
 } eg_http_opts_t;
 
 /** Start listening. Close with eg_http_stop. EG_EUNAVAIL when the port cannot be bound. */

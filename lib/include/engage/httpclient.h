@@ -6,8 +6,8 @@
 #include "engage/status.h"
 
 typedef struct {
-    int status;    /**< HTTP status code */
-    char *body;    /**< NUL-terminated, owned */
+    int status; /**< HTTP status code */
+    char *body; /**< NUL-terminated, owned */
     size_t len;
     char *headers; /**< raw response header block, owned */
 } eg_http_resp_t;

@@ -10,8 +10,7 @@ typedef struct eg_json eg_json_t;
 
 /** Parse text; NULL on error with a message in err (which names the line/column). Depth
  *  beyond max_depth (0 = 32) is an error. Caller frees the result with eg_json_free. */
-eg_json_t *eg_json_parse(const char *text, size_t len, size_t max_depth, char *err,
-                         size_t errlen);
+eg_json_t *eg_json_parse(const char *text, size_t len, size_t max_depth, char *err, size_t errlen);
 /** Drop a reference (frees at zero). Accepts NULL. */
 void eg_json_free(eg_json_t *v);
 /** Add a reference; returns v. */

@@ -59,8 +59,8 @@ eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const s
 
 /** Run several commands in one round trip (pipelined). cmds[i] is argv of argcs[i] strings
  *  (NUL-terminated). replies[i] owned by the caller. */
-eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs, const char *const *const *cmds,
-                              eg_reply_t **replies);
+eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs,
+                              const char *const *const *cmds, eg_reply_t **replies);
 
 /** Text of the last connection or protocol error (borrowed). */
 const char *eg_store_error(const eg_store_t *s);

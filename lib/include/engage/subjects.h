@@ -1,0 +1,24 @@
+/* Subjects and stream names on the bus, shared by every service. */
+#ifndef ENGAGE_SUBJECTS_H
+#define ENGAGE_SUBJECTS_H
+
+/** Scheduler requests (queue group EG_SCHED_QUEUE); the last token names the operation. */
+#define EG_SUBJ_SCHED_PREFIX "engage.sched."
+#define EG_SUBJ_SCHED_ALL "engage.sched.>"
+#define EG_SUBJ_AUTH "engage.sched.auth"
+#define EG_SUBJ_CREATE "engage.sched.create"
+#define EG_SUBJ_RETRIEVE "engage.sched.retrieve"
+#define EG_SUBJ_CANCEL "engage.sched.cancel"
+#define EG_SUBJ_SERVICE_PUT "engage.sched.service.put"
+#define EG_SUBJ_SERVICE_GET "engage.sched.service.get"
+#define EG_SCHED_QUEUE "scheduler"
+
+/** Broadcast: configuration changed (protobuf ConfigChanged); every cache drops the entry. */
+#define EG_SUBJ_CONFIG_CHANGED "engage.config.changed"
+
+/** JetStream: lifecycle events (engage.events.<tenant>) and dispatches. */
+#define EG_STREAM_EVENTS "ENGAGE_EVENTS"
+#define EG_SUBJ_EVENTS_PREFIX "engage.events."
+#define EG_SUBJ_DISPATCH_PREFIX "engage.dispatch."
+
+#endif

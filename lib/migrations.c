@@ -1,0 +1,90 @@
+/* The numbered PostgreSQL schema migrations, applied in order by eg_pg_migrate (pg.c).
+ *
+ * Each entry is fixed SQL text that may hold several statements; pg.c runs one entry inside one
+ * transaction and records its version in schema_migrations. Entries are append-only: once a
+ * version has shipped, its SQL never changes; a change is a new version. Names are unqualified,
+ * so the tables land in the first schema on the connection's search_path.
+ *
+ * History tables (migration 2) are partitioned by desired_time. Each has a DEFAULT partition so
+ * inserts always succeed; the archiver adds day partitions ahead of time. PostgreSQL refuses to
+ * create a range partition while the DEFAULT partition holds rows in that range, so day
+ * partitions must be created before their day's rows arrive (or the rows moved out first). */
+#include "migrations.h"
+
+static const eg_migration_t migrations[] = {
+    {1, "config",
+     "CREATE TABLE tenants (\n"
+     "    id uuid PRIMARY KEY,\n"
+     "    name text NOT NULL UNIQUE,\n"
+     "    created_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"
+     "CREATE TABLE api_keys (\n"
+     "    key_id text PRIMARY KEY,\n"
+     "    tenant_id uuid NOT NULL REFERENCES tenants(id),\n"
+     "    secret_hash text NOT NULL,\n"
+     "    role text NOT NULL CHECK (role IN ('api', 'admin')),\n"
+     "    rate_limit integer NOT NULL DEFAULT 2000,\n"
+     "    created_at timestamptz NOT NULL DEFAULT now(),\n"
+     "    revoked_at timestamptz\n"
+     ");\n"
+     "CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id);\n"
+     "CREATE TABLE services (\n"
+     "    tenant_id uuid NOT NULL REFERENCES tenants(id),\n"
+     "    name text NOT NULL,\n"
+     "    config jsonb NOT NULL,\n"
+     "    version bigint NOT NULL DEFAULT 1,\n"
+     "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
+     "    PRIMARY KEY (tenant_id, name)\n"
+     ");\n"
+     "CREATE TABLE audit_log (\n"
+     "    id bigserial PRIMARY KEY,\n"
+     "    tenant_id uuid,\n"
+     "    actor text,\n"
+     "    action text NOT NULL,\n"
+     "    detail jsonb,\n"
+     "    at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"},
+    {2, "history",
+     "CREATE TABLE callbacks (\n"
+     "    id uuid NOT NULL,\n"
+     "    tenant_id uuid NOT NULL,\n"
+     "    service text NOT NULL,\n"
+     "    phone text NOT NULL,\n"
+     "    desired_time timestamptz NOT NULL,\n"
+     "    state text NOT NULL,\n"
+     "    reason text,\n"
+     "    attempts integer NOT NULL DEFAULT 0,\n"
+     "    version bigint NOT NULL,\n"
+     "    created_at timestamptz NOT NULL,\n"
+     "    updated_at timestamptz NOT NULL,\n"
+     "    PRIMARY KEY (id, desired_time)\n"
+     ") PARTITION BY RANGE (desired_time);\n"
+     "CREATE TABLE callbacks_default PARTITION OF callbacks DEFAULT;\n"
+     "CREATE INDEX callbacks_tenant_phone_idx ON callbacks (tenant_id, phone);\n"
+     "CREATE TABLE callback_data (\n"
+     "    callback_id uuid NOT NULL,\n"
+     "    desired_time timestamptz NOT NULL,\n"
+     "    user_data jsonb,\n"
+     "    PRIMARY KEY (callback_id, desired_time)\n"
+     ") PARTITION BY RANGE (desired_time);\n"
+     "CREATE TABLE callback_data_default PARTITION OF callback_data DEFAULT;\n"
+     "CREATE TABLE callback_events (\n"
+     "    event_id uuid NOT NULL,\n"
+     "    callback_id uuid NOT NULL,\n"
+     "    desired_time timestamptz NOT NULL,\n"
+     "    state text NOT NULL,\n"
+     "    reason text,\n"
+     "    at timestamptz NOT NULL,\n"
+     "    attempt integer,\n"
+     "    detail jsonb,\n"
+     "    PRIMARY KEY (event_id, desired_time)\n"
+     ") PARTITION BY RANGE (desired_time);\n"
+     "CREATE TABLE callback_events_default PARTITION OF callback_events DEFAULT;\n"
+     "CREATE INDEX callback_events_callback_at_idx ON callback_events (callback_id, at);\n"},
+};
+
+const eg_migration_t *eg_migrations(size_t *count)
+{
+    *count = sizeof(migrations) / sizeof(migrations[0]);
+    return migrations;
+}

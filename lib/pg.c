@@ -1,0 +1,483 @@
+/* The PostgreSQL adapter: the one place that talks libpq.
+ *
+ * An eg_pg_t owns one PGconn. Statements run through PQexecParams with text parameters only, so
+ * values never become SQL text. Results are classified into eg_status_t: unique violation
+ * (SQLSTATE 23505) is EG_ECONFLICT, a lost connection EG_EUNAVAIL, anything else EG_EIO. The
+ * stored error text is the SQLSTATE and the primary message only: the DETAIL line of a
+ * constraint error quotes the offending values, which are user data and must not reach logs;
+ * for the same reason data exceptions (SQLSTATE class 22) keep only their SQLSTATE.
+ *
+ * Lost connections: when the connection is bad and no transaction is open, the connection is
+ * reset (PQreset) and the statement sent once more. Inside a transaction there is nothing to
+ * retry (the server rolled it back), so the call fails with EG_EUNAVAIL and the transaction stays
+ * marked open until the caller ends it with eg_pg_commit or eg_pg_rollback; both end it on any
+ * outcome, and the next statement reconnects. The open-transaction flag follows the server's own
+ * view (PQtransactionStatus) after every statement, so a BEGIN sent through eg_pg_exec counts
+ * too. As with Redis, a retried statement may already have committed before the connection
+ * broke; Engage's writes are idempotent (keyed on ids, version compare-and-set) for that reason.
+ *
+ * Every session sets client_min_messages=warning and installs a notice processor that drops
+ * notices, so "relation already exists, skipping" and the like never reach stderr.
+ *
+ * Migrations (migrations.c) run under a session advisory lock: concurrent starters queue on the
+ * lock, then read schema_migrations and find nothing left to do. Each migration runs with its
+ * version row in one transaction. After the lock is taken nothing is retried on a new session,
+ * since a reconnect would silently drop the lock. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/pg.h"
+#include "migrations.h"
+
+/* pg_advisory_lock key for migrations: "Engage" in ASCII. Database-wide, not per schema. */
+#define MIGRATION_LOCK_KEY "76340483155813"
+
+struct eg_pg {
+    PGconn *conn;
+    bool in_tx;
+    char err[512];
+};
+
+struct eg_pg_res {
+    PGresult *r;
+};
+
+static void set_error(eg_pg_t *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(eg_pg_t *pg, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    bool space = false;
+
+    va_start(ap, fmt);
+    vsnprintf(pg->err, sizeof(pg->err), fmt, ap);
+    va_end(ap);
+    /* libpq messages span lines with tabs and end in a newline: make them one line. */
+    for (size_t i = 0; pg->err[i] != '\0'; i++) {
+        char c = pg->err[i];
+        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+            space = true;
+            continue;
+        }
+        if (space && n > 0) {
+            pg->err[n++] = ' ';
+        }
+        space = false;
+        pg->err[n++] = c;
+    }
+    pg->err[n] = '\0';
+}
+
+static void drop_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static bool tx_open(const PGconn *conn)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(conn);
+    return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+}
+
+/* Per-session settings, after connecting and after every reset. */
+static eg_status_t session_setup(eg_pg_t *pg)
+{
+    eg_status_t st = EG_OK;
+    PGresult *r;
+
+    PQsetNoticeProcessor(pg->conn, drop_notice, NULL);
+    r = PQexec(pg->conn, "SET client_min_messages = warning");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        set_error(pg, "session setup: %s", PQerrorMessage(pg->conn));
+        st = PQstatus(pg->conn) == CONNECTION_BAD ? EG_EUNAVAIL : EG_EIO;
+    }
+    PQclear(r);
+    return st;
+}
+
+static eg_status_t reset(eg_pg_t *pg)
+{
+    eg_status_t st;
+
+    PQreset(pg->conn);
+    pg->in_tx = false;
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        set_error(pg, "reconnect: %s", PQerrorMessage(pg->conn));
+        eg_log_warn("postgres: %s", pg->err);
+        st = EG_EUNAVAIL;
+        goto out;
+    }
+    st = session_setup(pg);
+out:
+    return st;
+}
+
+/* Store the error of a failed result and map it to a status. */
+static eg_status_t classify(eg_pg_t *pg, const PGresult *r)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (state == NULL || msg == NULL) {
+        /* Not a server error: an empty query, COPY, or a client-side failure. */
+        set_error(pg, "%s (%s)", PQresStatus(PQresultStatus(r)), PQerrorMessage(pg->conn));
+    } else if (strncmp(state, "22", 2) == 0) {
+        /* Data exceptions quote the offending input ("invalid input syntax for type uuid:
+         * \"...\""), which is user data. */
+        set_error(pg, "%s: invalid data (message withheld, it may quote the value)", state);
+    } else {
+        set_error(pg, "%s: %s", state, msg);
+    }
+    if (state != NULL && strcmp(state, "23505") == 0) {
+        return EG_ECONFLICT;
+    }
+    return EG_EIO;
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType es = PQresultStatus(r);
+    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+}
+
+/* Run one statement. With retry, a bad connection outside a transaction is reset and the
+ * statement sent once more. On EG_OK *out (when out is non-NULL) is the result to PQclear. */
+static eg_status_t run(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       bool retry, PGresult **out)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    PGresult *r = NULL;
+
+    if (out != NULL) {
+        *out = NULL;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (PQstatus(pg->conn) == CONNECTION_BAD) {
+            if (pg->in_tx || !retry) {
+                set_error(pg, "connection lost%s",
+                          pg->in_tx ? " inside a transaction" : "; not retried");
+                st = EG_EUNAVAIL;
+                goto out;
+            }
+            st = reset(pg);
+            if (st != EG_OK) {
+                goto out;
+            }
+        }
+        r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        if (result_ok(r)) {
+            pg->in_tx = tx_open(pg->conn);
+            st = EG_OK;
+            goto out;
+        }
+        if (PQstatus(pg->conn) != CONNECTION_BAD) {
+            st = classify(pg, r);
+            pg->in_tx = tx_open(pg->conn);
+            goto out;
+        }
+        set_error(pg, "connection lost: %s", PQerrorMessage(pg->conn));
+        eg_log_warn("postgres: %s", pg->err);
+        PQclear(r);
+        r = NULL;
+        st = EG_EUNAVAIL;
+        if (pg->in_tx || !retry) {
+            goto out;
+        }
+    }
+out:
+    if (st == EG_OK && out != NULL) {
+        *out = r;
+        r = NULL;
+    }
+    PQclear(r);
+    return st;
+}
+
+eg_status_t eg_pg_open(eg_pg_t **out, const char *dsn)
+{
+    eg_status_t st;
+    eg_pg_t *pg = NULL;
+
+    *out = NULL;
+    if (dsn == NULL) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    pg = eg_xcalloc(1, sizeof(*pg));
+    pg->conn = PQconnectdb(dsn);
+    if (pg->conn == NULL) {
+        eg_log_warn("postgres: cannot allocate a connection");
+        st = EG_EUNAVAIL;
+        goto out;
+    }
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        /* libpq's message names host and port, never the password. */
+        set_error(pg, "%s", PQerrorMessage(pg->conn));
+        eg_log_warn("postgres: connect failed: %s", pg->err);
+        st = EG_EUNAVAIL;
+        goto out;
+    }
+    st = session_setup(pg);
+    if (st != EG_OK) {
+        goto out;
+    }
+    *out = pg;
+    pg = NULL;
+out:
+    eg_pg_close(pg);
+    return st;
+}
+
+void eg_pg_close(eg_pg_t *pg)
+{
+    if (pg == NULL) {
+        return;
+    }
+    if (pg->conn != NULL) {
+        PQfinish(pg->conn);
+    }
+    free(pg);
+}
+
+eg_status_t eg_pg_ping(eg_pg_t *pg)
+{
+    return run(pg, "SELECT 1", 0, NULL, true, NULL);
+}
+
+eg_status_t eg_pg_exec(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       eg_pg_res_t **res)
+{
+    eg_status_t st;
+    PGresult *r = NULL;
+
+    if (res != NULL) {
+        *res = NULL;
+    }
+    if (sql == NULL || nparams < 0 || (nparams > 0 && params == NULL)) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    st = run(pg, sql, nparams, params, true, res != NULL ? &r : NULL);
+    if (st != EG_OK || res == NULL) {
+        goto out;
+    }
+    *res = eg_xmalloc(sizeof(**res));
+    (*res)->r = r;
+out:
+    return st;
+}
+
+int eg_pg_rows(const eg_pg_res_t *res)
+{
+    return res != NULL ? PQntuples(res->r) : 0;
+}
+
+int eg_pg_cols(const eg_pg_res_t *res)
+{
+    return res != NULL ? PQnfields(res->r) : 0;
+}
+
+const char *eg_pg_value(const eg_pg_res_t *res, int row, int col)
+{
+    if (res == NULL || row < 0 || col < 0 || row >= PQntuples(res->r) || col >= PQnfields(res->r) ||
+        PQgetisnull(res->r, row, col)) {
+        return NULL;
+    }
+    return PQgetvalue(res->r, row, col);
+}
+
+long eg_pg_affected(const eg_pg_res_t *res)
+{
+    const char *n;
+
+    if (res == NULL) {
+        return 0;
+    }
+    n = PQcmdTuples(res->r);
+    return n[0] != '\0' ? strtol(n, NULL, 10) : 0;
+}
+
+void eg_pg_res_free(eg_pg_res_t *res)
+{
+    if (res == NULL) {
+        return;
+    }
+    PQclear(res->r);
+    free(res);
+}
+
+eg_status_t eg_pg_begin(eg_pg_t *pg)
+{
+    if (pg->in_tx) {
+        set_error(pg, "BEGIN inside an open transaction");
+        return EG_ESTATE;
+    }
+    return run(pg, "BEGIN", 0, NULL, true, NULL);
+}
+
+eg_status_t eg_pg_commit(eg_pg_t *pg)
+{
+    eg_status_t st;
+    PGresult *r = NULL;
+
+    st = run(pg, "COMMIT", 0, NULL, false, &r);
+    if (st == EG_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        /* COMMIT of a transaction that already failed succeeds as a ROLLBACK. */
+        set_error(pg, "transaction had failed; COMMIT rolled it back");
+        st = EG_EIO;
+    }
+    PQclear(r);
+    /* The transaction is over whatever happened: committed, rolled back, or lost with the
+     * connection. The next statement reconnects if needed. */
+    pg->in_tx = false;
+    return st;
+}
+
+eg_status_t eg_pg_rollback(eg_pg_t *pg)
+{
+    eg_status_t st;
+
+    if (PQstatus(pg->conn) == CONNECTION_BAD) {
+        /* The server has already rolled back; there is nothing to send. */
+        pg->in_tx = false;
+        st = EG_OK;
+        goto out;
+    }
+    st = run(pg, "ROLLBACK", 0, NULL, false, NULL);
+    pg->in_tx = false;
+out:
+    return st;
+}
+
+int eg_pg_migrations_latest(void)
+{
+    size_t n;
+    const eg_migration_t *m = eg_migrations(&n);
+
+    return n > 0 ? m[n - 1].version : 0;
+}
+
+/* Apply one migration and record it, in one transaction; no reconnects (the lock would go). */
+static eg_status_t apply(eg_pg_t *pg, const eg_migration_t *m)
+{
+    eg_status_t st;
+    PGresult *r = NULL;
+    char version[16];
+    const char *params[2];
+
+    st = run(pg, "BEGIN", 0, NULL, false, NULL);
+    if (st != EG_OK) {
+        goto out;
+    }
+    /* Fixed, multi-statement SQL from migrations.c: PQexec, not PQexecParams. */
+    r = PQexec(pg->conn, m->sql);
+    if (!result_ok(r)) {
+        char why[sizeof(pg->err)];
+        if (PQstatus(pg->conn) == CONNECTION_BAD) {
+            set_error(pg, "connection lost: %s", PQerrorMessage(pg->conn));
+            st = EG_EUNAVAIL;
+        } else {
+            classify(pg, r);
+            st = EG_EIO;
+        }
+        memcpy(why, pg->err, sizeof(why));
+        set_error(pg, "migration %d (%s): %s", m->version, m->name, why);
+        goto out;
+    }
+    snprintf(version, sizeof(version), "%d", m->version);
+    params[0] = version;
+    params[1] = m->name;
+    st = run(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params, false,
+             NULL);
+    if (st != EG_OK) {
+        goto out;
+    }
+    st = eg_pg_commit(pg);
+out:
+    PQclear(r);
+    if (st != EG_OK && pg->in_tx) {
+        eg_pg_rollback(pg);
+    }
+    return st;
+}
+
+eg_status_t eg_pg_migrate(eg_pg_t *pg, int *applied)
+{
+    eg_status_t st;
+    PGresult *r = NULL;
+    bool locked = false;
+    int n = 0;
+    long current;
+    size_t count;
+    const eg_migration_t *m = eg_migrations(&count);
+
+    if (applied != NULL) {
+        *applied = 0;
+    }
+    if (pg->in_tx) {
+        set_error(pg, "migrate inside an open transaction");
+        st = EG_ESTATE;
+        goto out;
+    }
+    st = run(pg, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, true, NULL);
+    if (st != EG_OK) {
+        goto out;
+    }
+    locked = true;
+    st = run(pg,
+             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+             "version integer PRIMARY KEY, name text, "
+             "applied_at timestamptz DEFAULT now())",
+             0, NULL, false, NULL);
+    if (st != EG_OK) {
+        goto out;
+    }
+    st = run(pg, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, false, &r);
+    if (st != EG_OK) {
+        goto out;
+    }
+    current = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    if (current > eg_pg_migrations_latest()) {
+        eg_log_warn("postgres: schema version %ld is newer than this binary's %d", current,
+                    eg_pg_migrations_latest());
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (m[i].version <= current) {
+            continue;
+        }
+        st = apply(pg, &m[i]);
+        if (st != EG_OK) {
+            eg_log_error("postgres: %s", pg->err);
+            goto out;
+        }
+        eg_log_info("postgres: applied migration %d (%s)", m[i].version, m[i].name);
+        n++;
+    }
+out:
+    PQclear(r);
+    if (locked && PQstatus(pg->conn) == CONNECTION_OK) {
+        /* A lost session has released the lock already. */
+        PGresult *u = PQexec(pg->conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")");
+        PQclear(u);
+    }
+    if (applied != NULL) {
+        *applied = n;
+    }
+    return st;
+}
+
+const char *eg_pg_error(const eg_pg_t *pg)
+{
+    if (pg == NULL) {
+        return "no connection";
+    }
+    return pg->err;
+}

@@ -1,0 +1,588 @@
+/* The Redis adapter: the one place that talks hiredis.
+ *
+ * An eg_store_t owns one blocking hiredis context plus what is needed to rebuild it: the parsed
+ * URL (host, port, password, db) and the timeout. Every command goes through roundtrip(), which
+ * sends it and, when the context reports an I/O error (the server closed the connection, a reset,
+ * a timeout), throws the context away, connects a new one (AUTH and SELECT again) and sends the
+ * command once more. A second failure is EG_EUNAVAIL; the context stays dropped and the next call
+ * tries to connect again first.
+ *
+ * Retrying after a dropped connection can apply a command twice: the first copy may have run
+ * before the connection broke. Engage's writes are Lua scripts that compare-and-set on a version
+ * or are otherwise idempotent, so a replay is harmless; plain non-idempotent commands (INCR,
+ * XADD without an explicit id) sent through here have at-least-once semantics.
+ *
+ * Scripts are registered once per store (source and SHA1 kept) and run with EVALSHA. A NOSCRIPT
+ * reply (server restarted, SCRIPT FLUSH, failover) loads the source again and retries once.
+ *
+ * Replies are converted into the project's own eg_reply_t, copying every string, so no hiredis
+ * type leaves this file. Values are user data and are never logged; connection errors are logged
+ * with host and port only.
+ *
+ * hiredis 0.14 writes with write(2), so writing to a socket the server has reset raises SIGPIPE:
+ * services ignore SIGPIPE in main. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "engage/config.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/store.h"
+
+typedef struct {
+    char *src;
+    char sha[41];
+} script_t;
+
+struct eg_store {
+    redisContext *ctx; /* NULL after a failed reconnect */
+    eg_redis_url_t url;
+    struct timeval tv;
+    bool has_timeout;
+    script_t *scripts;
+    size_t nscripts;
+    size_t capscripts;
+    char err[256];
+};
+
+static void set_error(eg_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(eg_store_t *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    va_end(ap);
+}
+
+static void drop_ctx(eg_store_t *s)
+{
+    if (s->ctx != NULL) {
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+}
+
+/* Connect a fresh context into s->ctx (replacing any old one), with AUTH and SELECT. */
+static eg_status_t connect_ctx(eg_store_t *s)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    redisContext *c = NULL;
+    redisReply *r = NULL;
+
+    drop_ctx(s);
+    if (s->has_timeout) {
+        c = redisConnectWithTimeout(s->url.host, s->url.port, s->tv);
+    } else {
+        c = redisConnect(s->url.host, s->url.port);
+    }
+    if (c == NULL) {
+        set_error(s, "cannot allocate a redis context");
+        goto out;
+    }
+    if (c->err != 0) {
+        set_error(s, "connect to %s:%d: %s", s->url.host, s->url.port, c->errstr);
+        eg_log_warn("redis %s:%d: connect failed: %s", s->url.host, s->url.port, c->errstr);
+        goto out;
+    }
+    if (s->has_timeout && redisSetTimeout(c, s->tv) != REDIS_OK) {
+        set_error(s, "set timeout on %s:%d: %s", s->url.host, s->url.port, c->errstr);
+        goto out;
+    }
+    if (redisEnableKeepAlive(c) != REDIS_OK) {
+        set_error(s, "keepalive on %s:%d: %s", s->url.host, s->url.port, c->errstr);
+        goto out;
+    }
+    if (s->url.password != NULL) {
+        r = redisCommand(c, "AUTH %s", s->url.password);
+        if (r == NULL) {
+            set_error(s, "AUTH on %s:%d: %s", s->url.host, s->url.port, c->errstr);
+            eg_log_warn("redis %s:%d: AUTH failed: %s", s->url.host, s->url.port, c->errstr);
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            set_error(s, "AUTH refused by %s:%d: %.*s", s->url.host, s->url.port, (int)r->len,
+                      r->str);
+            eg_log_warn("redis %s:%d: AUTH refused", s->url.host, s->url.port);
+            st = EG_EAUTH;
+            goto out;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    if (s->url.db != 0) {
+        r = redisCommand(c, "SELECT %d", s->url.db);
+        if (r == NULL) {
+            set_error(s, "SELECT on %s:%d: %s", s->url.host, s->url.port, c->errstr);
+            eg_log_warn("redis %s:%d: SELECT failed: %s", s->url.host, s->url.port, c->errstr);
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            set_error(s, "SELECT %d refused by %s:%d: %.*s", s->url.db, s->url.host, s->url.port,
+                      (int)r->len, r->str);
+            eg_log_warn("redis %s:%d: SELECT %d refused", s->url.host, s->url.port, s->url.db);
+            st = EG_EINVAL;
+            goto out;
+        }
+    }
+    s->ctx = c;
+    c = NULL;
+    st = EG_OK;
+out:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    if (c != NULL) {
+        redisFree(c);
+    }
+    return st;
+}
+
+/* Note the context's I/O error and drop the context so the next attempt reconnects. */
+static void io_failed(eg_store_t *s)
+{
+    set_error(s, "redis %s:%d: %s", s->url.host, s->url.port,
+              s->ctx->errstr[0] != '\0' ? s->ctx->errstr : "I/O error");
+    eg_log_warn("redis %s:%d: command failed (%s); reconnecting", s->url.host, s->url.port,
+                s->ctx->errstr);
+    drop_ctx(s);
+}
+
+/* Send one command and read its reply, reconnecting and resending once on an I/O error.
+ * On EG_OK *out is a hiredis reply the caller frees (possibly an error reply). */
+static eg_status_t roundtrip(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
+                             redisReply **out)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    redisReply *r = NULL;
+
+    *out = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (s->ctx == NULL) {
+            st = connect_ctx(s);
+            if (st != EG_OK) {
+                goto out;
+            }
+        }
+        r = redisCommandArgv(s->ctx, argc, argv, argvlen);
+        if (r != NULL) {
+            *out = r;
+            st = EG_OK;
+            goto out;
+        }
+        io_failed(s);
+        st = EG_EUNAVAIL;
+    }
+out:
+    return st;
+}
+
+static void free_replies(redisReply **rs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rs[i] != NULL) {
+            freeReplyObject(rs[i]);
+            rs[i] = NULL;
+        }
+    }
+}
+
+/* Pipelined version of roundtrip: append n commands, then read n replies. The whole batch is
+ * resent once after a reconnect when any read or write fails. */
+static eg_status_t pipeline_roundtrip(eg_store_t *s, size_t n, const int *argcs,
+                                      const char *const *const *cmds, redisReply **out)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    size_t i;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (s->ctx == NULL) {
+            st = connect_ctx(s);
+            if (st != EG_OK) {
+                goto out;
+            }
+        }
+        for (i = 0; i < n; i++) {
+            /* hiredis takes char ** without const but only reads the strings. */
+            if (redisAppendCommandArgv(s->ctx, argcs[i], (const char **)cmds[i], NULL) !=
+                REDIS_OK) {
+                break;
+            }
+        }
+        if (i == n) {
+            for (i = 0; i < n; i++) {
+                void *r = NULL;
+                if (redisGetReply(s->ctx, &r) != REDIS_OK || r == NULL) {
+                    break;
+                }
+                out[i] = r;
+            }
+        }
+        if (i == n) {
+            st = EG_OK;
+            goto out;
+        }
+        free_replies(out, n);
+        if (s->ctx->err == 0) {
+            /* Appending failed without an I/O error: only out of memory does that. */
+            set_error(s, "cannot build the pipeline");
+            st = EG_EINTERNAL;
+            goto out;
+        }
+        io_failed(s);
+        st = EG_EUNAVAIL;
+    }
+out:
+    return st;
+}
+
+static char *copy_bytes(const char *p, size_t len)
+{
+    char *c = eg_xmalloc(len + 1);
+    if (len > 0) {
+        memcpy(c, p, len);
+    }
+    c[len] = '\0';
+    return c;
+}
+
+static eg_reply_t *convert(const redisReply *r)
+{
+    eg_reply_t *e = eg_xcalloc(1, sizeof(*e));
+
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+        e->type = EG_REPLY_STRING;
+        e->str = copy_bytes(r->str, r->len);
+        e->len = r->len;
+        break;
+    case REDIS_REPLY_STATUS:
+        e->type = EG_REPLY_STATUS;
+        e->str = copy_bytes(r->str, r->len);
+        e->len = r->len;
+        break;
+    case REDIS_REPLY_ERROR:
+        e->type = EG_REPLY_ERROR;
+        e->str = copy_bytes(r->str, r->len);
+        e->len = r->len;
+        break;
+    case REDIS_REPLY_INTEGER:
+        e->type = EG_REPLY_INTEGER;
+        e->integer = r->integer;
+        break;
+    case REDIS_REPLY_ARRAY:
+        e->type = EG_REPLY_ARRAY;
+        e->elements = r->elements;
+        if (r->elements > 0) {
+            e->element = eg_xcalloc(r->elements, sizeof(*e->element));
+            for (size_t i = 0; i < r->elements; i++) {
+                e->element[i] = convert(r->element[i]);
+            }
+        }
+        break;
+    default:
+        e->type = EG_REPLY_NIL;
+        break;
+    }
+    return e;
+}
+
+/* Turn a raw reply into the caller's result: an error reply is EG_EPROTO (its text kept for
+ * eg_store_error); the converted reply goes to *reply when wanted. Frees r. */
+static eg_status_t finish(eg_store_t *s, redisReply *r, eg_reply_t **reply)
+{
+    eg_status_t st = EG_OK;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_error(s, "%.*s", (int)r->len, r->str);
+        st = EG_EPROTO;
+    }
+    if (reply != NULL) {
+        *reply = convert(r);
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+static bool is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* SCRIPT LOAD the script's source and remember its SHA1. */
+static eg_status_t load_script(eg_store_t *s, script_t *sc)
+{
+    eg_status_t st;
+    redisReply *r = NULL;
+    const char *argv[3] = {"SCRIPT", "LOAD", sc->src};
+
+    st = roundtrip(s, 3, argv, NULL, &r);
+    if (st != EG_OK) {
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_error(s, "SCRIPT LOAD: %.*s", (int)r->len, r->str);
+        st = EG_EPROTO;
+        goto out;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        set_error(s, "SCRIPT LOAD: unexpected reply type %d", r->type);
+        st = EG_EPROTO;
+        goto out;
+    }
+    memcpy(sc->sha, r->str, 40);
+    sc->sha[40] = '\0';
+out:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    return st;
+}
+
+void eg_reply_free(eg_reply_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        eg_reply_free(r->element[i]);
+    }
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+eg_status_t eg_store_open(eg_store_t **out, const char *url, int timeout_ms)
+{
+    eg_status_t st;
+    eg_store_t *s = NULL;
+
+    *out = NULL;
+    if (url == NULL) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    s = eg_xcalloc(1, sizeof(*s));
+    st = eg_redis_url_parse(url, &s->url);
+    if (st != EG_OK) {
+        /* The URL may hold a password: say only that it did not parse. */
+        eg_log_warn("redis: cannot parse the redis URL");
+        free(s);
+        s = NULL;
+        goto out;
+    }
+    if (timeout_ms > 0) {
+        s->has_timeout = true;
+        s->tv.tv_sec = timeout_ms / 1000;
+        s->tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+    }
+    st = connect_ctx(s);
+    if (st != EG_OK) {
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+out:
+    eg_store_close(s);
+    return st;
+}
+
+void eg_store_close(eg_store_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    drop_ctx(s);
+    for (size_t i = 0; i < s->nscripts; i++) {
+        free(s->scripts[i].src);
+    }
+    free(s->scripts);
+    eg_redis_url_free(&s->url);
+    free(s);
+}
+
+eg_status_t eg_store_ping(eg_store_t *s)
+{
+    eg_status_t st;
+    redisReply *r = NULL;
+    const char *argv[1] = {"PING"};
+
+    st = roundtrip(s, 1, argv, NULL, &r);
+    if (st != EG_OK) {
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_error(s, "PING: %.*s", (int)r->len, r->str);
+        st = EG_EPROTO;
+    }
+out:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    return st;
+}
+
+eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
+{
+    eg_status_t st;
+    script_t sc = {0};
+
+    *script = -1;
+    if (lua == NULL) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < s->nscripts; i++) {
+        if (strcmp(s->scripts[i].src, lua) == 0) {
+            *script = (int)i;
+            st = EG_OK;
+            goto out;
+        }
+    }
+    sc.src = eg_xstrdup(lua);
+    st = load_script(s, &sc);
+    if (st != EG_OK) {
+        goto out;
+    }
+    if (s->nscripts == s->capscripts) {
+        s->capscripts = s->capscripts == 0 ? 8 : s->capscripts * 2;
+        s->scripts = eg_xrealloc(s->scripts, s->capscripts * sizeof(*s->scripts));
+    }
+    s->scripts[s->nscripts] = sc;
+    sc.src = NULL;
+    *script = (int)s->nscripts;
+    s->nscripts++;
+out:
+    free(sc.src);
+    return st;
+}
+
+eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
+                          const size_t *argvlen, eg_reply_t **reply)
+{
+    eg_status_t st;
+    redisReply *r = NULL;
+    const char **av = NULL;
+    size_t *al = NULL;
+    char nk[16];
+    int total;
+
+    if (reply != NULL) {
+        *reply = NULL;
+    }
+    if (script < 0 || (size_t)script >= s->nscripts || nkeys < 0 || argc < nkeys ||
+        (argc > 0 && argv == NULL)) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    total = argc + 3;
+    av = eg_xmalloc((size_t)total * sizeof(*av));
+    al = eg_xmalloc((size_t)total * sizeof(*al));
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = s->scripts[script].sha;
+    al[1] = 40;
+    av[2] = nk;
+    al[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+    }
+    st = roundtrip(s, total, av, al, &r);
+    if (st != EG_OK) {
+        goto out;
+    }
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        r = NULL;
+        st = load_script(s, &s->scripts[script]);
+        if (st != EG_OK) {
+            goto out;
+        }
+        st = roundtrip(s, total, av, al, &r);
+        if (st != EG_OK) {
+            goto out;
+        }
+    }
+    st = finish(s, r, reply);
+    r = NULL;
+out:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    free(av);
+    free(al);
+    return st;
+}
+
+eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
+                             eg_reply_t **reply)
+{
+    eg_status_t st;
+    redisReply *r = NULL;
+
+    if (reply != NULL) {
+        *reply = NULL;
+    }
+    if (argc <= 0 || argv == NULL) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    st = roundtrip(s, argc, argv, argvlen, &r);
+    if (st != EG_OK) {
+        goto out;
+    }
+    st = finish(s, r, reply);
+out:
+    return st;
+}
+
+eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs,
+                              const char *const *const *cmds, eg_reply_t **replies)
+{
+    eg_status_t st;
+    redisReply **raw = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = NULL;
+    }
+    if (n == 0) {
+        st = EG_OK;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (argcs[i] <= 0 || cmds[i] == NULL) {
+            st = EG_EINVAL;
+            goto out;
+        }
+    }
+    raw = eg_xcalloc(n, sizeof(*raw));
+    st = pipeline_roundtrip(s, n, argcs, cmds, raw);
+    if (st != EG_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = convert(raw[i]);
+    }
+out:
+    if (raw != NULL) {
+        free_replies(raw, n);
+        free(raw);
+    }
+    return st;
+}
+
+const char *eg_store_error(const eg_store_t *s)
+{
+    if (s == NULL) {
+        return "no store";
+    }
+    return s->err;
+}

@@ -1,0 +1,31 @@
+/* The api service's shared state. */
+#ifndef API_API_H
+#define API_API_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engage/bus.h"
+#include "engage/cache.h"
+#include "engage/config.h"
+#include "engage/http.h"
+#include "engage/metrics.h"
+
+typedef struct {
+    const eg_config_t *cfg;
+    eg_bus_t *bus;
+    eg_cache_t *auth_cache;     /**< BLAKE2b(key) -> api_identity_t */
+    eg_counter_t *responses[6]; /**< by status class 1xx..5xx (index 1..5) */
+    eg_counter_t *sched_unavailable;
+    eg_histogram_t *latency;
+    int sched_wait_ms; /**< how long to wait for a restarting scheduler */
+} api_t;
+
+/** Who is calling: the tenant and role of a valid key. */
+typedef struct {
+    char tenant[40];
+    char role[8];
+    char key_id[20];
+    int rate_limit;
+} api_identity_t;
+
+#endif

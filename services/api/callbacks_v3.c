@@ -1,0 +1,218 @@
+/* The v3 callback endpoints. Each handler: common checks (api_begin), body validation,
+ * one request to the scheduler, and the answer in the v3 envelope. The api itself keeps no
+ * state; the callback id is chosen here so that a create retried after a lost answer is
+ * recognised by the scheduler and creates nothing new. */
+#include "callbacks_v3.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "engage.pb-c.h"
+#include "engage/ids.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/states.h"
+#include "engage/subjects.h"
+#include "engage/timeutil.h"
+#include "sched_client.h"
+#include "validate.h"
+
+/* Read the body, answering 413 when it is too large. */
+static bool read_body(eg_http_req_t *req, const char **body, size_t *len)
+{
+    eg_status_t st = eg_http_body(req, body, len);
+    if (st == EG_ETOOBIG) {
+        eg_http_reply_error(req, st, "body: larger than the 256 KiB limit");
+        return false;
+    }
+    if (st != EG_OK) {
+        eg_http_reply_error(req, EG_EINVAL, "body: could not be read");
+        return false;
+    }
+    return true;
+}
+
+/* Send a request to the scheduler and decode its CallbackReply. NULL after an error reply. */
+static Eg__CallbackReply *call(api_t *api, eg_http_req_t *req, const char *subject,
+                               const void *data, size_t len)
+{
+    void *raw = NULL;
+    size_t raw_len = 0;
+    eg_status_t st = sched_call(api, subject, data, len, eg_http_corr_id(req), &raw, &raw_len);
+    if (st != EG_OK) {
+        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
+        return NULL;
+    }
+    Eg__CallbackReply *r = eg__callback_reply__unpack(NULL, raw_len, raw);
+    free(raw);
+    if (!r || !r->status) {
+        if (r)
+            eg__callback_reply__free_unpacked(r, NULL);
+        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
+        return NULL;
+    }
+    return r;
+}
+
+/* Reply with the scheduler's error status. */
+static int reply_status(eg_http_req_t *req, const Eg__Status *s)
+{
+    eg_status_t st = (eg_status_t)s->code;
+    const char *msg = s->message && *s->message ? s->message : eg_status_str(st);
+    eg_http_reply_error(req, st, msg);
+    return eg_status_http(st);
+}
+
+static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *who)
+{
+    const char *body;
+    size_t len;
+    char err[256];
+    if (!read_body(req, &body, &len))
+        return 413;
+    Eg__CreateRequest cr;
+    if (api_parse_create(body, len, &cr, err, sizeof err) != EG_OK) {
+        eg_http_reply_error(req, EG_EINVAL, err);
+        return 400;
+    }
+    char id[EG_UUID_STR_LEN + 1];
+    eg_uuid_v7_str(id);
+    cr.id = id;
+    cr.tenant_id = (char *)who->tenant;
+    cr.origin = EG__ORIGIN__ORIGIN_API;
+    size_t n = eg__create_request__get_packed_size(&cr);
+    uint8_t *buf = eg_xmalloc(n);
+    eg__create_request__pack(&cr, buf);
+    cr.id = (char *)protobuf_c_empty_string;
+    cr.tenant_id = (char *)protobuf_c_empty_string;
+    api_create_request_clear(&cr);
+
+    int code;
+    Eg__CallbackReply *r = call(api, req, EG_SUBJ_CREATE, buf, n);
+    free(buf);
+    if (!r)
+        return 503;
+    eg_status_t st = (eg_status_t)r->status->code;
+    if (st == EG_OK && r->callback) {
+        eg_json_t *data = eg_json_object();
+        eg_json_set_str(data, "id", r->callback->id);
+        eg_http_reply_envelope(req, 200, "OK", data);
+        code = 200;
+    } else if (st == EG_EFULL) {
+        /* GES shape: data.slots maps each proposed slot's UTC start to its free places. */
+        eg_json_t *data = eg_json_object(), *slots = eg_json_object();
+        for (size_t i = 0; i < r->n_proposals; i++) {
+            char iso[EG_ISO_LEN + 1];
+            eg_time_format_iso(r->proposals[i]->start_ms, iso);
+            eg_json_set_int(slots, iso, r->proposals[i]->free);
+        }
+        eg_json_set(data, "slots", slots);
+        eg_http_reply_envelope(req, 429, r->status->message, data);
+        code = 429;
+    } else {
+        code = reply_status(req, r->status);
+    }
+    eg__callback_reply__free_unpacked(r, NULL);
+    return code;
+}
+
+static eg_json_t *callback_json(const Eg__CallbackReply *r)
+{
+    const Eg__Callback *cb = r->callback;
+    char iso[EG_ISO_LEN + 1];
+    eg_json_t *d = eg_json_object();
+    eg_json_set_str(d, "id", cb->id);
+    eg_time_format_iso(cb->desired_time_ms, iso);
+    eg_json_set_str(d, "desiredTime", iso);
+    eg_json_set_str(d, "callbackState", eg_state_name(cb->state));
+    if (cb->state == EG__STATE__STATE_COMPLETED)
+        eg_json_set_str(d, "callbackReason", eg_reason_name(cb->reason));
+    eg_json_set_str(d, "phoneNumber", cb->phone);
+    if (cb->state == EG__STATE__STATE_QUEUED || cb->state == EG__STATE__STATE_ROUTING ||
+        cb->state == EG__STATE__STATE_PROCESSING) {
+        eg_json_set_int(d, "positionInQueue", r->position_in_queue);
+        eg_json_set_int(d, "estimatedWaitTime", r->estimated_wait_s);
+    }
+    /* Engage extensions. */
+    eg_json_set_str(d, "serviceName", cb->service);
+    eg_time_format_iso(cb->created_ms, iso);
+    eg_json_set_str(d, "createdTime", iso);
+    eg_json_set_int(d, "attempts", cb->attempts);
+    eg_json_set_int(d, "priority", cb->priority);
+    return d;
+}
+
+static int handle_by_id(api_t *api, eg_http_req_t *req, const api_identity_t *who,
+                        const char *subject, bool full)
+{
+    const char *body;
+    size_t len;
+    char err[256], id[EG_UUID_STR_LEN + 1];
+    if (!read_body(req, &body, &len))
+        return 413;
+    if (api_parse_id(body, len, id, err, sizeof err) != EG_OK) {
+        eg_http_reply_error(req, EG_EINVAL, err);
+        return 400;
+    }
+    Eg__IdRequest ir = EG__ID_REQUEST__INIT;
+    ir.tenant_id = (char *)who->tenant;
+    ir.id = id;
+    uint8_t buf[256];
+    size_t n = eg__id_request__get_packed_size(&ir);
+    eg__id_request__pack(&ir, buf);
+    Eg__CallbackReply *r = call(api, req, subject, buf, n);
+    if (!r)
+        return 503;
+    int code;
+    if (r->status->code == EG_OK && r->callback) {
+        eg_json_t *data;
+        if (full) {
+            data = callback_json(r);
+        } else {
+            data = eg_json_object();
+            eg_json_set_str(data, "id", r->callback->id);
+        }
+        eg_http_reply_envelope(req, 200, "OK", data);
+        code = 200;
+    } else {
+        code = reply_status(req, r->status);
+    }
+    eg__callback_reply__free_unpacked(r, NULL);
+    return code;
+}
+
+int v3_callbacks(eg_http_req_t *req, void *arg)
+{
+    api_t *api = arg;
+    const char *path = eg_http_path(req);
+    const char *op = path + strlen("/engagement/v3/callbacks");
+    if (*op == '/')
+        op++;
+    if (strcmp(op, "create") != 0 && strcmp(op, "retrieve") != 0 && strcmp(op, "cancel") != 0)
+        return v3_unknown(req, arg);
+    if (strcmp(eg_http_method(req), "POST") != 0) {
+        eg_http_add_header(req, "Allow", "POST");
+        eg_http_reply_envelope(req, 405, "method not allowed: use POST", NULL);
+        return 405;
+    }
+    api_identity_t who;
+    if (!api_begin(api, req, &who, false))
+        return 400;
+    if (strcmp(op, "create") == 0)
+        return handle_create(api, req, &who);
+    if (strcmp(op, "retrieve") == 0)
+        return handle_by_id(api, req, &who, EG_SUBJ_RETRIEVE, true);
+    return handle_by_id(api, req, &who, EG_SUBJ_CANCEL, false);
+}
+
+int v3_unknown(eg_http_req_t *req, void *arg)
+{
+    (void)arg;
+    char msg[160];
+    snprintf(msg, sizeof msg, "no such endpoint: %s %.100s", eg_http_method(req),
+             eg_http_path(req));
+    eg_http_reply_error(req, EG_ENOTFOUND, msg);
+    return 404;
+}

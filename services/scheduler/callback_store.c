@@ -1,0 +1,264 @@
+/* Callback records in Redis: see callback_store.h for the key layout. Two Lua scripts do all
+ * the writing; each is one atomic step that changes the record, its indexes, its slot counter
+ * and appends the event to the tenant's outbox, so a state change and its event are never
+ * apart (the outbox relay publishes the event later). */
+#include "callback_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engage/log.h"
+#include "engage/mem.h"
+
+/* KEYS: cb, index, slots, outbox.
+ * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob.
+ * Returns 1 created, -1 exists, {0, used} slot full. */
+static const char create_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
+    "if ARGV[5] ~= '' then\n"
+    "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')\n"
+    "  if used >= tonumber(ARGV[6]) then return {0, used} end\n"
+    "  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
+    "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
+    "return 1\n";
+
+/* KEYS: cb, from index, to index, slots, outbox.
+ * ARGV: old blob, new blob, id, to score ("" = none), ttl ms, slot field to release ("" none),
+ *       event id, event blob.
+ * Returns 1 done, 0 conflict (the record changed or vanished). */
+static const char transition_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
+    "if KEYS[2] ~= KEYS[3] or ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[3]) end\n"
+    "if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end\n"
+    "if ARGV[6] ~= '' then\n"
+    "  if redis.call('HINCRBY', KEYS[4], ARGV[6], -1) <= 0 then\n"
+    "    redis.call('HDEL', KEYS[4], ARGV[6]) end\n"
+    "end\n"
+    "redis.call('XADD', KEYS[5], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
+    "return 1\n";
+
+void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest)
+{
+    if (rest)
+        snprintf(out, outlen, "eg:{t:%s}:%s:%s", tenant, kind, rest);
+    else
+        snprintf(out, outlen, "eg:{t:%s}:%s", tenant, kind);
+}
+
+eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts)
+{
+    eg_status_t st = eg_store_script_add(store, create_lua, &scripts->create);
+    if (st == EG_OK)
+        st = eg_store_script_add(store, transition_lua, &scripts->transition);
+    return st;
+}
+
+/* The index a callback in this state belongs to ("due" or "q"), or NULL for none. */
+static const char *index_kind(Eg__State s)
+{
+    switch (s) {
+    case EG__STATE__STATE_SCHEDULED:
+        return "due";
+    case EG__STATE__STATE_QUEUED:
+    case EG__STATE__STATE_ROUTING:
+    case EG__STATE__STATE_PROCESSING:
+        return "q";
+    default:
+        return NULL;
+    }
+}
+
+/* Queue score: priority first (higher served first), then time of entry. */
+static int64_t index_score(const Eg__Callback *cb)
+{
+    if (cb->state == EG__STATE__STATE_SCHEDULED)
+        return cb->due_ms;
+    return cb->due_ms - (int64_t)cb->priority * 1000000000LL;
+}
+
+static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
+{
+    int64_t base = cb->desired_time_ms > cb->created_ms ? cb->desired_time_ms : cb->created_ms;
+    int64_t ttl = base + CB_RETENTION_MS - now;
+    return ttl > 1000 ? ttl : 1000;
+}
+
+static uint8_t *pack_cb(const Eg__Callback *cb, size_t *len)
+{
+    *len = eg__callback__get_packed_size(cb);
+    uint8_t *b = eg_xmalloc(*len ? *len : 1);
+    eg__callback__pack(cb, b);
+    return b;
+}
+
+static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
+{
+    *len = eg__event__get_packed_size(ev);
+    uint8_t *b = eg_xmalloc(*len ? *len : 1);
+    eg__event__pack(ev, b);
+    return b;
+}
+
+eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
+                            const Eg__Event *ev, int slot_capacity, int *slot_used)
+{
+    char k_cb[160], k_idx[200], k_slots[200], k_out[120], score[32], ttl[32], slot[32], cap[16];
+    const char *kind = index_kind(cb->state);
+    cb_key(k_cb, sizeof k_cb, cb->tenant_id, "cb", cb->id);
+    cb_key(k_idx, sizeof k_idx, cb->tenant_id, kind ? kind : "q", cb->service);
+    cb_key(k_slots, sizeof k_slots, cb->tenant_id, "slots", cb->service);
+    cb_key(k_out, sizeof k_out, cb->tenant_id, "outbox", NULL);
+    snprintf(score, sizeof score, "%" PRId64, index_score(cb));
+    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(cb, cb->created_ms));
+    slot[0] = '\0';
+    if (slot_capacity >= 0)
+        snprintf(slot, sizeof slot, "%" PRId64, cb->slot_start_ms);
+    snprintf(cap, sizeof cap, "%d", slot_capacity);
+
+    size_t blob_len, ev_len;
+    uint8_t *blob = pack_cb(cb, &blob_len);
+    uint8_t *evb = pack_ev(ev, &ev_len);
+    const char *argv[] = {k_cb,  k_idx, k_slots, k_out, (char *)blob, cb->id,
+                          score, ttl,   slot,    cap,   ev->event_id, (char *)evb};
+    size_t lens[] = {strlen(k_cb), strlen(k_idx),  strlen(k_slots),      strlen(k_out),
+                     blob_len,     strlen(cb->id), strlen(score),        strlen(ttl),
+                     strlen(slot), strlen(cap),    strlen(ev->event_id), ev_len};
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_eval(store, scripts->create, 4, 12, argv, lens, &r);
+    if (st != EG_OK)
+        goto out;
+    if (r->type == EG_REPLY_INTEGER && r->integer == 1) {
+        st = EG_OK;
+    } else if (r->type == EG_REPLY_INTEGER && r->integer == -1) {
+        st = EG_ECONFLICT;
+    } else if (r->type == EG_REPLY_ARRAY && r->elements == 2) {
+        if (slot_used)
+            *slot_used = (int)r->element[1]->integer;
+        st = EG_EFULL;
+    } else {
+        st = EG_EPROTO;
+    }
+out:
+    eg_reply_free(r);
+    free(blob);
+    free(evb);
+    return st;
+}
+
+eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, Eg__Callback **cb,
+                         char **blob, size_t *blob_len)
+{
+    char k_cb[160];
+    cb_key(k_cb, sizeof k_cb, tenant, "cb", id);
+    const char *argv[] = {"GET", k_cb};
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_command(store, 2, argv, NULL, &r);
+    if (st != EG_OK)
+        goto out;
+    if (r->type == EG_REPLY_NIL) {
+        st = EG_ENOTFOUND;
+        goto out;
+    }
+    if (r->type != EG_REPLY_STRING) {
+        st = EG_EPROTO;
+        goto out;
+    }
+    *cb = eg__callback__unpack(NULL, r->len, (const uint8_t *)r->str);
+    if (!*cb) {
+        eg_log_error("callback %s: stored record cannot be decoded", id);
+        st = EG_EPROTO;
+        goto out;
+    }
+    if (blob) {
+        *blob = eg_xmalloc(r->len ? r->len : 1);
+        memcpy(*blob, r->str, r->len);
+        *blob_len = r->len;
+    }
+out:
+    eg_reply_free(r);
+    return st;
+}
+
+eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
+                                size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
+                                const Eg__Event *ev, int release_slot)
+{
+    char k_cb[160], k_from[200], k_to[200], k_slots[200], k_out[120], score[32], ttl[32], slot[32];
+    const char *from = index_kind(prev->state), *to = index_kind(next->state);
+    cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
+    cb_key(k_from, sizeof k_from, next->tenant_id, from ? from : "q", next->service);
+    cb_key(k_to, sizeof k_to, next->tenant_id, to ? to : "q", next->service);
+    cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
+    cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
+    score[0] = '\0';
+    if (to)
+        snprintf(score, sizeof score, "%" PRId64, index_score(next));
+    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
+    slot[0] = '\0';
+    if (release_slot && prev->slot_start_ms)
+        snprintf(slot, sizeof slot, "%" PRId64, prev->slot_start_ms);
+
+    size_t blob_len, ev_len;
+    uint8_t *blob = pack_cb(next, &blob_len);
+    uint8_t *evb = pack_ev(ev, &ev_len);
+    const char *argv[] = {k_cb,     k_from, k_to, k_slots, k_out,        old,        (char *)blob,
+                          next->id, score,  ttl,  slot,    ev->event_id, (char *)evb};
+    size_t lens[] = {strlen(k_cb),  strlen(k_from), strlen(k_to), strlen(k_slots),
+                     strlen(k_out), old_len,        blob_len,     strlen(next->id),
+                     strlen(score), strlen(ttl),    strlen(slot), strlen(ev->event_id),
+                     ev_len};
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_eval(store, scripts->transition, 5, 13, argv, lens, &r);
+    if (st == EG_OK)
+        st = (r->type == EG_REPLY_INTEGER && r->integer == 1) ? EG_OK : EG_ECONFLICT;
+    eg_reply_free(r);
+    free(blob);
+    free(evb);
+    return st;
+}
+
+int cb_store_queue_position(eg_store_t *store, const Eg__Callback *cb)
+{
+    if (index_kind(cb->state) == NULL || cb->state == EG__STATE__STATE_SCHEDULED)
+        return 0;
+    char k_q[200];
+    cb_key(k_q, sizeof k_q, cb->tenant_id, "q", cb->service);
+    const char *argv[] = {"ZRANK", k_q, cb->id};
+    eg_reply_t *r = NULL;
+    int pos = 0;
+    if (eg_store_command(store, 3, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_INTEGER)
+        pos = (int)r->integer + 1;
+    eg_reply_free(r);
+    return pos;
+}
+
+eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const char *service,
+                                 const int64_t *starts, size_t n, int *used)
+{
+    char k_slots[200];
+    cb_key(k_slots, sizeof k_slots, tenant, "slots", service);
+    const char **argv = eg_xcalloc(n + 2, sizeof *argv);
+    char(*fields)[24] = eg_xcalloc(n ? n : 1, sizeof *fields);
+    argv[0] = "HMGET";
+    argv[1] = k_slots;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(fields[i], sizeof fields[i], "%" PRId64, starts[i]);
+        argv[i + 2] = fields[i];
+    }
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_command(store, (int)n + 2, argv, NULL, &r);
+    if (st == EG_OK && (r->type != EG_REPLY_ARRAY || r->elements != n))
+        st = EG_EPROTO;
+    for (size_t i = 0; st == EG_OK && i < n; i++)
+        used[i] = r->element[i]->type == EG_REPLY_STRING ? atoi(r->element[i]->str) : 0;
+    eg_reply_free(r);
+    free(argv);
+    free(fields);
+    return st;
+}

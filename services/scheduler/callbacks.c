@@ -1,0 +1,290 @@
+/* Booking, reading and cancelling callbacks.
+ *
+ * Create checks what can be checked without Redis (service exists and takes this kind of
+ * callback, time inside the horizon), then runs one Lua step that takes the slot place, writes
+ * the record and its index entry and appends the event to the outbox. Cancel is a
+ * compare-and-set: read the record, build the next version, and write it only if the record
+ * did not change meanwhile (retried a few times when it did). */
+#include "callbacks.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engage/ids.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/states.h"
+#include "engage/timeutil.h"
+#include "services.h"
+
+#define CAS_RETRIES 8
+#define PROPOSALS_EACH_SIDE 4
+
+const char *cb_state_name(Eg__State s)
+{
+    return eg_state_name((int)s);
+}
+
+static void set_status(Eg__CallbackReply *reply, eg_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_status(Eg__CallbackReply *reply, eg_status_t st, const char *fmt, ...)
+{
+    reply->status = eg_xmalloc(sizeof *reply->status);
+    eg__status__init(reply->status);
+    reply->status->code = (int32_t)st;
+    if (fmt) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        reply->status->message = eg_xstrdup(msg);
+    }
+}
+
+void cb_reply_clear(Eg__CallbackReply *reply)
+{
+    if (reply->status) {
+        if (reply->status->message != protobuf_c_empty_string)
+            free(reply->status->message);
+        free(reply->status);
+    }
+    if (reply->callback)
+        eg__callback__free_unpacked(reply->callback, NULL);
+    for (size_t i = 0; i < reply->n_proposals; i++)
+        free(reply->proposals[i]);
+    free(reply->proposals);
+}
+
+/* A deep copy through pack/unpack: the copy is owned by protobuf-c's allocator. */
+static Eg__Callback *clone_cb(const Eg__Callback *cb)
+{
+    size_t n = eg__callback__get_packed_size(cb);
+    uint8_t *b = eg_xmalloc(n ? n : 1);
+    eg__callback__pack(cb, b);
+    Eg__Callback *c = eg__callback__unpack(NULL, n, b);
+    free(b);
+    return c;
+}
+
+static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__State from)
+{
+    eg__event__init(ev);
+    eg_uuid_v7_str(event_id);
+    ev->event_id = event_id;
+    ev->at_ms = cb->updated_ms;
+    ev->corr_id = (char *)eg_log_corr();
+    ev->callback = cb;
+    ev->from_state = from;
+}
+
+/* Free slots on both sides of a full one, nearest first, inside [now, horizon]. */
+static void propose_slots(worker_t *w, const svc_config_t *svc, const char *tenant,
+                          int64_t slot_start, int64_t now, int64_t horizon_end,
+                          Eg__CallbackReply *reply)
+{
+    int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
+    int64_t starts[2 * PROPOSALS_EACH_SIDE];
+    int used[2 * PROPOSALS_EACH_SIDE];
+    size_t n = 0;
+    for (int i = 1; i <= PROPOSALS_EACH_SIDE; i++) {
+        if (slot_start - i * slot_ms + slot_ms > now)
+            starts[n++] = slot_start - i * slot_ms;
+        if (slot_start + i * slot_ms < horizon_end)
+            starts[n++] = slot_start + i * slot_ms;
+    }
+    if (n == 0 || cb_store_slot_counts(w->store, tenant, svc->name, starts, n, used) != EG_OK)
+        return;
+    reply->proposals = eg_xcalloc(n, sizeof *reply->proposals);
+    for (size_t i = 0; i < n; i++) {
+        int free_places = svc_config_capacity(svc, starts[i]) - used[i];
+        if (free_places <= 0)
+            continue;
+        Eg__SlotProposal *p = eg_xmalloc(sizeof *p);
+        eg__slot_proposal__init(p);
+        p->start_ms = starts[i];
+        p->free = free_places;
+        reply->proposals[reply->n_proposals++] = p;
+    }
+}
+
+void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *reply)
+{
+    const svc_config_t *svc = NULL;
+    eg_status_t st = svc_registry_get(w->s->services, w->pg, req->tenant_id, req->service, &svc);
+    if (st == EG_ENOTFOUND) {
+        set_status(reply, st, "serviceName: callback service '%s' does not exist", req->service);
+        return;
+    }
+    if (st != EG_OK) {
+        set_status(reply, st, "configuration store unavailable");
+        return;
+    }
+
+    int64_t now = eg_now_ms();
+    int64_t horizon_end = now + (int64_t)svc->horizon_days * 86400000LL;
+    char id[EG_UUID_STR_LEN + 1], event_id[EG_UUID_STR_LEN + 1];
+    if (req->id[0])
+        snprintf(id, sizeof id, "%s", req->id);
+    else
+        eg_uuid_v7_str(id);
+
+    Eg__Callback cb = EG__CALLBACK__INIT;
+    cb.id = id;
+    cb.tenant_id = req->tenant_id;
+    cb.service = req->service;
+    cb.phone = req->phone;
+    cb.created_ms = now;
+    cb.updated_ms = now;
+    cb.priority = req->has_priority ? req->priority : svc->priority;
+    cb.virtual_queue = (char *)svc->virtual_queue;
+    cb.user_data_json = req->user_data_json;
+    cb.extra_json = req->extra_json;
+    cb.origin = req->origin;
+    cb.version = 1;
+    int capacity = -1;
+    if (req->has_desired_time) {
+        if (!svc->scheduled_enabled) {
+            set_status(reply, EG_ECLOSED,
+                       "desiredTime: service '%s' does not accept scheduled callbacks",
+                       req->service);
+            goto out;
+        }
+        if (req->desired_time_ms < now - 60000) {
+            set_status(reply, EG_EINVAL, "desiredTime: must not be in the past");
+            goto out;
+        }
+        if (req->desired_time_ms > horizon_end) {
+            set_status(reply, EG_EINVAL,
+                       "desiredTime: outside the booking horizon of %d days for service '%s'",
+                       svc->horizon_days, req->service);
+            goto out;
+        }
+        int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
+        cb.state = EG__STATE__STATE_SCHEDULED;
+        cb.desired_time_ms = req->desired_time_ms;
+        cb.due_ms = req->desired_time_ms;
+        cb.slot_start_ms = req->desired_time_ms - (req->desired_time_ms % slot_ms);
+        capacity = svc_config_capacity(svc, cb.slot_start_ms);
+    } else {
+        if (!svc->immediate_enabled) {
+            set_status(reply, EG_ECLOSED,
+                       "service '%s' does not accept immediate callbacks; give a desiredTime",
+                       req->service);
+            goto out;
+        }
+        cb.state = EG__STATE__STATE_QUEUED;
+        cb.immediate = true;
+        cb.desired_time_ms = now;
+        cb.due_ms = now;
+    }
+    cb.expiry_ms = cb.desired_time_ms + CB_RETENTION_MS;
+
+    Eg__Event ev;
+    init_event(&ev, event_id, &cb, EG__STATE__STATE_UNSPECIFIED);
+    int used = 0;
+    st = cb_store_create(w->store, &w->scripts, &cb, &ev, capacity, &used);
+    if (st == EG_EFULL) {
+        char iso[EG_ISO_LEN + 1];
+        eg_time_format_iso(cb.slot_start_ms, iso);
+        set_status(reply, st, "desiredTime: the slot starting %s is full (%d of %d booked)", iso,
+                   used, capacity);
+        propose_slots(w, svc, req->tenant_id, cb.slot_start_ms, now, horizon_end, reply);
+        goto out;
+    }
+    if (st == EG_ECONFLICT) {
+        /* The id exists: this is a retry of a create whose answer was lost. Answer with the
+         * record as it stands; the id space is per tenant, so this never crosses tenants. */
+        Eg__Callback *existing = NULL;
+        st = cb_store_get(w->store, req->tenant_id, id, &existing, NULL, NULL);
+        if (st == EG_OK) {
+            reply->callback = existing;
+            set_status(reply, EG_OK, NULL);
+            goto out;
+        }
+    }
+    if (st != EG_OK) {
+        eg_log_error("create for service %s failed: %s", req->service, eg_status_str(st));
+        set_status(reply, st, "callback store unavailable");
+        goto out;
+    }
+    reply->callback = clone_cb(&cb);
+    set_status(reply, EG_OK, NULL);
+    eg_counter_inc(w->s->created);
+    eg_log_info("callback %s created for service %s in state %s", id, req->service,
+                cb_state_name(cb.state));
+out:
+    svc_registry_release(w->s->services, svc);
+}
+
+void cb_retrieve(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply)
+{
+    Eg__Callback *cb = NULL;
+    eg_status_t st = cb_store_get(w->store, req->tenant_id, req->id, &cb, NULL, NULL);
+    if (st == EG_ENOTFOUND) {
+        set_status(reply, st, "id: callback %s not found", req->id);
+        return;
+    }
+    if (st != EG_OK) {
+        set_status(reply, st, "callback store unavailable");
+        return;
+    }
+    reply->callback = cb;
+    reply->position_in_queue = cb_store_queue_position(w->store, cb);
+    reply->estimated_wait_s = -1;
+    set_status(reply, EG_OK, NULL);
+}
+
+void cb_cancel(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply)
+{
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        Eg__Callback *prev = NULL, *next = NULL;
+        char *blob = NULL, event_id[EG_UUID_STR_LEN + 1];
+        size_t blob_len = 0;
+        eg_status_t st = cb_store_get(w->store, req->tenant_id, req->id, &prev, &blob, &blob_len);
+        if (st == EG_ENOTFOUND) {
+            set_status(reply, st, "id: callback %s not found", req->id);
+            return;
+        }
+        if (st != EG_OK) {
+            set_status(reply, st, "callback store unavailable");
+            return;
+        }
+        if (prev->state == EG__STATE__STATE_PROCESSING ||
+            prev->state == EG__STATE__STATE_COMPLETED) {
+            set_status(reply, EG_ESTATE, "id: callback %s cannot be cancelled in state %s", req->id,
+                       cb_state_name(prev->state));
+            eg__callback__free_unpacked(prev, NULL);
+            free(blob);
+            return;
+        }
+        next = clone_cb(prev);
+        next->state = EG__STATE__STATE_COMPLETED;
+        next->reason = EG__REASON__REASON_CANCELLED;
+        next->updated_ms = eg_now_ms();
+        next->version = prev->version + 1;
+        Eg__Event ev;
+        init_event(&ev, event_id, next, prev->state);
+        int release = prev->state == EG__STATE__STATE_SCHEDULED;
+        st = cb_store_transition(w->store, &w->scripts, blob, blob_len, prev, next, &ev, release);
+        free(blob);
+        eg__callback__free_unpacked(prev, NULL);
+        if (st == EG_OK) {
+            reply->callback = next;
+            set_status(reply, EG_OK, NULL);
+            eg_counter_inc(w->s->cancelled);
+            eg_log_info("callback %s cancelled", req->id);
+            return;
+        }
+        eg__callback__free_unpacked(next, NULL);
+        if (st != EG_ECONFLICT) {
+            set_status(reply, st, "callback store unavailable");
+            return;
+        }
+    }
+    set_status(reply, EG_ECONFLICT, "id: callback %s is changing; try again", req->id);
+}

@@ -1,0 +1,177 @@
+/* engage-scheduler: the one writer of callback state and the owner of configuration.
+ *
+ * Threading model: the main thread starts everything and then waits for SIGTERM. Each of
+ * ENGAGE_WORKERS workers owns one Redis connection and one PostgreSQL connection and has its own
+ * queue subscription to engage.sched.>, so NATS delivers requests to the workers in parallel and
+ * no connection is ever shared between threads. One more subscription (broadcast, not queued)
+ * receives configuration changes and only touches the thread-safe caches. Readiness checks run
+ * on HTTP threads and use their own short-lived connections. */
+#include <stdio.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "callback_store.h"
+#include "engage/bus.h"
+#include "engage/config.h"
+#include "engage/httpclient.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/service.h"
+#include "engage/subjects.h"
+#include "rpc.h"
+#include "scheduler.h"
+#include "services.h"
+
+static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
+{
+    sched_t *s = arg;
+    if (eg_bus_connected(s->bus))
+        return EG_OK;
+    snprintf(why, whylen, "not connected to NATS");
+    return EG_EUNAVAIL;
+}
+
+static eg_status_t ready_redis(void *arg, char *why, size_t whylen)
+{
+    sched_t *s = arg;
+    eg_store_t *st = NULL;
+    eg_status_t rc = eg_store_open(&st, s->cfg->redis_url, 1000);
+    if (rc == EG_OK)
+        rc = eg_store_ping(st);
+    if (rc != EG_OK)
+        snprintf(why, whylen, "Redis: %s", eg_status_str(rc));
+    eg_store_close(st);
+    return rc;
+}
+
+static eg_status_t ready_pg(void *arg, char *why, size_t whylen)
+{
+    sched_t *s = arg;
+    eg_pg_t *pg = NULL;
+    eg_status_t rc = eg_pg_open(&pg, s->cfg->pg_dsn);
+    if (rc == EG_OK)
+        rc = eg_pg_ping(pg);
+    if (rc != EG_OK)
+        snprintf(why, whylen, "PostgreSQL: %s", eg_status_str(rc));
+    eg_pg_close(pg);
+    return rc;
+}
+
+static eg_status_t open_worker(sched_t *s, worker_t *w)
+{
+    w->s = s;
+    eg_status_t st = eg_store_open(&w->store, s->cfg->redis_url, 2000);
+    if (st == EG_OK)
+        st = cb_store_init(w->store, &w->scripts);
+    if (st == EG_OK)
+        st = eg_pg_open(&w->pg, s->cfg->pg_dsn);
+    return st;
+}
+
+static void close_worker(worker_t *w)
+{
+    eg_store_close(w->store);
+    eg_pg_close(w->pg);
+}
+
+static void register_metrics(sched_t *s, eg_metrics_t *m)
+{
+    static const double bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1};
+    s->requests = eg_metrics_counter(m, "engage_scheduler_requests_total",
+                                     "Requests handled by the scheduler", NULL);
+    s->errors = eg_metrics_counter(m, "engage_scheduler_errors_total",
+                                   "Requests that failed on a dependency", NULL);
+    s->created = eg_metrics_counter(m, "engage_callbacks_created_total", "Callbacks booked", NULL);
+    s->cancelled =
+        eg_metrics_counter(m, "engage_callbacks_cancelled_total", "Callbacks cancelled", NULL);
+    s->latency =
+        eg_metrics_histogram(m, "engage_scheduler_request_seconds", "Time to handle one request",
+                             NULL, bounds, sizeof bounds / sizeof bounds[0]);
+}
+
+/* Apply migrations; retried for a while so the scheduler may start before PostgreSQL. */
+static eg_status_t migrate(const eg_config_t *cfg)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    for (int i = 0; i < 60 && st != EG_OK; i++) {
+        eg_pg_t *pg = NULL;
+        int applied = 0;
+        st = eg_pg_open(&pg, cfg->pg_dsn);
+        if (st == EG_OK)
+            st = eg_pg_migrate(pg, &applied);
+        if (st == EG_OK && applied)
+            eg_log_info("applied %d schema migration(s)", applied);
+        if (st != EG_OK) {
+            eg_log_warn("migrations failed (%s): %s; retrying", eg_status_str(st),
+                        pg ? eg_pg_error(pg) : "no connection");
+            struct timespec ts = {0, 500000000};
+            nanosleep(&ts, NULL);
+        }
+        eg_pg_close(pg);
+    }
+    return st;
+}
+
+int main(void)
+{
+    eg_config_t cfg;
+    eg_config_load(&cfg, "scheduler");
+    eg_service_t *svc = NULL;
+    sched_t s = {.cfg = &cfg};
+    worker_t *workers = NULL;
+    int rc = 1;
+
+    if (eg_service_start(&svc, &cfg, false) != EG_OK)
+        goto out;
+    eg_httpc_global_init();
+    if (!cfg.key_pepper)
+        eg_log_warn("ENGAGE_KEY_PEPPER is not set: every API key check will fail");
+    register_metrics(&s, eg_service_metrics(svc));
+    s.keys = auth_cache_new();
+    s.services = svc_registry_new();
+
+    if (migrate(&cfg) != EG_OK) {
+        eg_log_error("cannot apply schema migrations; giving up");
+        goto out;
+    }
+    if (eg_bus_open(&s.bus, cfg.nats_url, cfg.instance_id, 10000) != EG_OK) {
+        eg_log_error("cannot connect to NATS");
+        goto out;
+    }
+    workers = eg_xcalloc((size_t)cfg.workers, sizeof *workers);
+    for (int i = 0; i < cfg.workers; i++) {
+        if (open_worker(&s, &workers[i]) != EG_OK) {
+            eg_log_error("worker %d cannot reach Redis or PostgreSQL", i);
+            goto out;
+        }
+    }
+    if (eg_bus_subscribe(s.bus, EG_SUBJ_CONFIG_CHANGED, NULL, rpc_config_changed, &s) != EG_OK)
+        goto out;
+    for (int i = 0; i < cfg.workers; i++) {
+        if (eg_bus_subscribe(s.bus, EG_SUBJ_SCHED_ALL, EG_SCHED_QUEUE, rpc_handle, &workers[i]) !=
+            EG_OK)
+            goto out;
+    }
+    eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &s);
+    eg_health_add_check(eg_service_health(svc), "redis", ready_redis, &s);
+    eg_health_add_check(eg_service_health(svc), "postgres", ready_pg, &s);
+    eg_service_register(svc);
+    eg_log_info("scheduler ready with %d workers", cfg.workers);
+    eg_service_wait(svc);
+    rc = 0;
+out:
+    eg_service_stop(svc);
+    eg_bus_close(s.bus); /* drains: in-flight requests finish before connections close */
+    for (int i = 0; workers && i < cfg.workers; i++)
+        close_worker(&workers[i]);
+    free(workers);
+    svc_registry_free(s.services);
+    eg_cache_free(s.keys);
+    eg_bus_shutdown();
+    eg_httpc_global_cleanup();
+    eg_log_info("scheduler stopped");
+    eg_config_free(&cfg);
+    return rc;
+}

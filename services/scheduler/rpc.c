@@ -1,0 +1,190 @@
+/* Decoding of bus requests, dispatch to the operation, encoding of the reply. Every request
+ * gets an answer, even an undecodable one (EG_EPROTO), so the api never waits for a timeout
+ * because of a bad message. */
+#include "rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "callbacks.h"
+#include "engage.pb-c.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/subjects.h"
+#include "engage/timeutil.h"
+#include "scheduler.h"
+#include "services.h"
+
+static void respond_status(eg_bus_t *bus, eg_bus_msg_t *msg, eg_status_t st, const char *text)
+{
+    /* Every reply message has Status as field 1, so a CallbackReply with only a status is a
+     * valid answer to any request. */
+    Eg__Status s = EG__STATUS__INIT;
+    s.code = (int32_t)st;
+    s.message = (char *)(text ? text : "");
+    Eg__CallbackReply r = EG__CALLBACK_REPLY__INIT;
+    r.status = &s;
+    uint8_t buf[1024];
+    size_t n = eg__callback_reply__get_packed_size(&r);
+    if (n > sizeof buf)
+        return;
+    eg__callback_reply__pack(&r, buf);
+    eg_bus_respond(bus, msg, buf, n);
+}
+
+static void respond_callback(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__CallbackReply *r)
+{
+    size_t n = eg__callback_reply__get_packed_size(r);
+    uint8_t *buf = eg_xmalloc(n ? n : 1);
+    eg__callback_reply__pack(r, buf);
+    eg_bus_respond(bus, msg, buf, n);
+    free(buf);
+}
+
+static eg_status_t handle_auth(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__AuthRequest *req =
+        eg__auth_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    auth_result_t res;
+    char key_id[32] = "";
+    eg_status_t st = auth_check(w->s, w->pg, req->key, &res, key_id, sizeof key_id);
+    Eg__Status s = EG__STATUS__INIT;
+    Eg__AuthReply r = EG__AUTH_REPLY__INIT;
+    s.code = (int32_t)st;
+    r.status = &s;
+    if (st == EG_OK) {
+        r.tenant_id = res.tenant;
+        r.role = res.role;
+        r.rate_limit = res.rate_limit;
+        r.key_id = key_id;
+    }
+    uint8_t buf[512];
+    size_t n = eg__auth_reply__get_packed_size(&r);
+    if (n <= sizeof buf) {
+        eg__auth_reply__pack(&r, buf);
+        eg_bus_respond(bus, msg, buf, n);
+    }
+    eg__auth_request__free_unpacked(req, NULL);
+    return (st == EG_EAUTH || st == EG_EPROTO) ? EG_OK : st;
+}
+
+static eg_status_t handle_callback_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, const char *op)
+{
+    Eg__CallbackReply r = EG__CALLBACK_REPLY__INIT;
+    if (strcmp(op, "create") == 0) {
+        Eg__CreateRequest *req =
+            eg__create_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        cb_create(w, req, &r);
+        eg__create_request__free_unpacked(req, NULL);
+    } else {
+        Eg__IdRequest *req =
+            eg__id_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        if (strcmp(op, "retrieve") == 0)
+            cb_retrieve(w, req, &r);
+        else
+            cb_cancel(w, req, &r);
+        eg__id_request__free_unpacked(req, NULL);
+    }
+    respond_callback(bus, msg, &r);
+    eg_status_t st = (eg_status_t)r.status->code;
+    cb_reply_clear(&r);
+    return st == EG_EPROTO ? EG_EIO : st; /* answered: not "undecodable" */
+}
+
+static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, bool put)
+{
+    char err[512] = "";
+    char *effective = NULL;
+    bool created = false;
+    eg_status_t st;
+    if (put) {
+        Eg__ServicePutRequest *req =
+            eg__service_put_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        st = svc_put(w->s, w->pg, req->tenant_id, req->name, req->config_json, &created, &effective,
+                     err, sizeof err);
+        eg__service_put_request__free_unpacked(req, NULL);
+    } else {
+        Eg__ServiceRequest *req =
+            eg__service_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        st = svc_get(w->s, w->pg, req->tenant_id, req->name, &effective);
+        if (st == EG_ENOTFOUND)
+            snprintf(err, sizeof err, "callback service '%s' does not exist", req->name);
+        eg__service_request__free_unpacked(req, NULL);
+    }
+    Eg__Status s = EG__STATUS__INIT;
+    Eg__ServiceReply r = EG__SERVICE_REPLY__INIT;
+    s.code = (int32_t)st;
+    s.message = err;
+    r.status = &s;
+    r.created = created;
+    if (effective)
+        r.config_json = effective;
+    size_t n = eg__service_reply__get_packed_size(&r);
+    uint8_t *buf = eg_xmalloc(n ? n : 1);
+    eg__service_reply__pack(&r, buf);
+    eg_bus_respond(bus, msg, buf, n);
+    free(buf);
+    free(effective);
+    return st == EG_EPROTO ? EG_EIO : st;
+}
+
+void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
+{
+    worker_t *w = arg;
+    int64_t t0 = eg_mono_ms();
+    const char *subject = eg_bus_msg_subject(msg);
+    const char *op = subject + strlen(EG_SUBJ_SCHED_PREFIX);
+    eg_log_set_corr(eg_bus_msg_corr_id(msg));
+    eg_counter_inc(w->s->requests);
+
+    /* A handler returns EG_EPROTO only when it could not decode the request and so has not
+     * answered; every other status has been answered already. */
+    eg_status_t st;
+    if (strcmp(subject, EG_SUBJ_AUTH) == 0)
+        st = handle_auth(w, bus, msg);
+    else if (strcmp(subject, EG_SUBJ_CREATE) == 0 || strcmp(subject, EG_SUBJ_RETRIEVE) == 0 ||
+             strcmp(subject, EG_SUBJ_CANCEL) == 0)
+        st = handle_callback_op(w, bus, msg, op);
+    else if (strcmp(subject, EG_SUBJ_SERVICE_PUT) == 0)
+        st = handle_service(w, bus, msg, true);
+    else if (strcmp(subject, EG_SUBJ_SERVICE_GET) == 0)
+        st = handle_service(w, bus, msg, false);
+    else
+        st = EG_EPROTO;
+
+    if (st == EG_EPROTO) {
+        eg_log_warn("request on %s could not be decoded", subject);
+        respond_status(bus, msg, st, "request could not be decoded");
+    }
+    if (st == EG_EIO || st == EG_EUNAVAIL || st == EG_EINTERNAL || st == EG_EPROTO)
+        eg_counter_inc(w->s->errors);
+    eg_histogram_observe(w->s->latency, (double)(eg_mono_ms() - t0) / 1000.0);
+    eg_log_set_corr(NULL);
+}
+
+void rpc_config_changed(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
+{
+    (void)bus;
+    sched_t *s = arg;
+    Eg__ConfigChanged *m =
+        eg__config_changed__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!m)
+        return;
+    if (strcmp(m->kind, "service") == 0)
+        svc_registry_forget(s->services, m->tenant_id, m->name[0] ? m->name : NULL);
+    else if (strcmp(m->kind, "key") == 0)
+        eg_cache_del(s->keys, m->name);
+    eg__config_changed__free_unpacked(m, NULL);
+}

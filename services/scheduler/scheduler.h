@@ -1,0 +1,35 @@
+/* The scheduler's shared state and its per-thread workers. */
+#ifndef SCHED_SCHEDULER_H
+#define SCHED_SCHEDULER_H
+#include <stdbool.h>
+
+#include "callback_store.h"
+#include "engage/bus.h"
+#include "engage/cache.h"
+#include "engage/config.h"
+#include "engage/metrics.h"
+#include "engage/pg.h"
+#include "engage/store.h"
+#include "service_config.h"
+
+typedef struct svc_registry svc_registry_t;
+
+/** Shared by every worker; everything in it is thread-safe. */
+typedef struct {
+    const eg_config_t *cfg;
+    eg_bus_t *bus;
+    eg_cache_t *keys;         /**< key id -> key_record_t */
+    svc_registry_t *services; /**< (tenant, name) -> svc_config_t */
+    eg_counter_t *created, *cancelled, *requests, *errors;
+    eg_histogram_t *latency;
+} sched_t;
+
+/** One per request-handling thread: its own Redis and PostgreSQL connections. */
+typedef struct {
+    sched_t *s;
+    eg_store_t *store;
+    cb_scripts_t scripts;
+    eg_pg_t *pg;
+} worker_t;
+
+#endif

@@ -1,0 +1,46 @@
+/* A callback service's configuration: parsed and validated from the admin API's JSON
+ * (../shared/API.md), defaults filled in. Plain data, no I/O. */
+#ifndef SCHED_SERVICE_CONFIG_H
+#define SCHED_SERVICE_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engage/json.h"
+#include "engage/status.h"
+
+#define SVC_NAME_MAX 64
+
+typedef struct {
+    char name[SVC_NAME_MAX + 1];
+    char timezone[64];
+    int slot_minutes;
+    int capacity_default;
+    int horizon_days;
+    bool immediate_enabled;
+    bool scheduled_enabled;
+    int max_active_per_number;
+    int max_per_number_per_day;
+    int retry_max_attempts;
+    int retry_delay_s;
+    char virtual_queue[128];
+    int priority;
+    char dial_mode[16];
+    bool open_24x7; /**< no businessHours given */
+    eg_json_t *raw; /**< the validated input (owned), kept for the weekly tables */
+} svc_config_t;
+
+/** True when name is a valid service name: 1-64 of [A-Za-z0-9_.-]. */
+bool svc_name_valid(const char *name);
+
+/** Parse and validate text into cfg (defaults for absent fields). On failure returns EG_EINVAL
+ *  with a message naming the field and the rule in err. cfg->raw owned by cfg. */
+eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc_config_t *cfg,
+                             char *err, size_t errlen);
+/** The effective configuration as JSON text (caller frees). */
+char *svc_config_to_json(const svc_config_t *cfg);
+/** Slot capacity of the slot starting at slot_start_ms (UTC ms). */
+int svc_config_capacity(const svc_config_t *cfg, int64_t slot_start_ms);
+void svc_config_free(svc_config_t *cfg);
+
+#endif
