@@ -25,6 +25,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -168,13 +169,29 @@ static void on_disconnected(natsConnection *nc, void *closure)
     }
 }
 
+/* url for a log line, with any user and password masked as "***" (scheme, "***@", host). */
+static void redact_url(const char *url, char *out, size_t outlen)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end != NULL ? scheme_end + 3 : url;
+    const char *at = strrchr(host, '@');
+
+    if (at == NULL) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    snprintf(out, outlen, "%.*s***%s", (int)(host - url), url, at);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     eg_bus_t *bus = closure;
     char url[256] = "";
+    char shown[256];
 
     natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-    eg_log_info("nats: reconnected to %s", url);
+    redact_url(url, shown, sizeof(shown));
+    eg_log_info("nats: reconnected to %s", shown);
     set_flag(bus, &bus->connected);
 }
 
@@ -257,12 +274,16 @@ eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name
     natsStatus s;
     eg_bus_t *bus = NULL;
     pthread_condattr_t cattr;
+    char shown[256] = "";
 
+    if (out != NULL) {
+        *out = NULL;
+    }
     if (out == NULL || url == NULL || url[0] == '\0' || timeout_ms <= 0) {
         st = EG_EINVAL;
         goto out;
     }
-    *out = NULL;
+    redact_url(url, shown, sizeof(shown));
 
     bus = eg_xcalloc(1, sizeof(*bus));
     pthread_mutex_init(&bus->mu, NULL);
@@ -306,7 +327,7 @@ eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name
         s = natsOptions_SetErrorHandler(opts, on_async_error, bus);
     }
     if (s != NATS_OK) {
-        eg_log_error("nats: bad connection options for %s: %s", url, last_error());
+        eg_log_error("nats: bad connection options for %s: %s", shown, last_error());
         st = EG_EINVAL;
         goto out;
     }
@@ -315,12 +336,12 @@ eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name
     if (s == NATS_OK) {
         set_flag(bus, &bus->connected);
     } else if (s != NATS_NOT_YET_CONNECTED) {
-        eg_log_error("nats: cannot connect to %s: %s", url, last_error());
+        eg_log_error("nats: cannot connect to %s: %s", shown, last_error());
         st = status_from_nats(s);
         goto out;
     }
     if (!wait_flag(bus, &bus->connected, timeout_ms)) {
-        eg_log_error("nats: no connection to %s within %d ms", url, timeout_ms);
+        eg_log_error("nats: no connection to %s within %d ms", shown, timeout_ms);
         st = EG_EUNAVAIL;
         goto out;
     }
