@@ -18,12 +18,18 @@
  * in sync. */
 #include "engage/http.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "engage/buf.h"
 #include "engage/ids.h"
@@ -46,6 +52,7 @@ struct route {
 
 struct eg_http_server {
     struct mg_context *ctx;
+    char addr[64];
     int port;
     size_t max_body;
     pthread_rwlock_t lock; /* guards routes */
@@ -410,8 +417,9 @@ eg_status_t eg_http_start(eg_http_server_t **out, const eg_http_opts_t *opts)
     pthread_rwlock_init(&srv->lock, NULL);
     srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
 
-    snprintf(listen, sizeof listen, "%s:%d", opts->addr && *opts->addr ? opts->addr : DEFAULT_ADDR,
-             opts->port);
+    snprintf(srv->addr, sizeof srv->addr, "%s",
+             opts->addr && *opts->addr ? opts->addr : DEFAULT_ADDR);
+    snprintf(listen, sizeof listen, "%s:%d", srv->addr, opts->port);
     snprintf(threads, sizeof threads, "%d", opts->threads > 0 ? opts->threads : DEFAULT_THREADS);
     options[k++] = "listening_ports";
     options[k++] = listen;
@@ -489,12 +497,56 @@ out:
     pthread_rwlock_unlock(&srv->lock);
 }
 
+/* mg_stop waits for civetweb's master thread, which notices the stop flag only when its poll
+ * on the listening socket returns: after up to two seconds when nobody connects. A helper
+ * thread connects to our own port until mg_stop returns, so the poll wakes at once. */
+struct poker {
+    struct sockaddr_in sa;
+    atomic_bool done;
+};
+
+static void *poke(void *arg)
+{
+    struct poker *p = arg;
+    struct timespec ts = {0, 20 * 1000000L};
+
+    while (!atomic_load(&p->done)) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0) {
+            connect(fd, (const struct sockaddr *)&p->sa, sizeof p->sa);
+            close(fd);
+        }
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void stop_civetweb(eg_http_server_t *srv)
+{
+    struct poker p;
+    pthread_t t;
+    bool poking;
+
+    memset(&p, 0, sizeof p);
+    p.sa.sin_family = AF_INET;
+    p.sa.sin_port = htons((uint16_t)srv->port);
+    if (inet_pton(AF_INET, srv->addr, &p.sa.sin_addr) != 1 || p.sa.sin_addr.s_addr == 0)
+        p.sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    atomic_init(&p.done, false);
+    poking = srv->port > 0 && pthread_create(&t, NULL, poke, &p) == 0;
+    mg_stop(srv->ctx);
+    if (poking) {
+        atomic_store(&p.done, true);
+        pthread_join(t, NULL);
+    }
+}
+
 void eg_http_stop(eg_http_server_t *srv)
 {
     if (srv == NULL)
         return;
     if (srv->ctx)
-        mg_stop(srv->ctx);
+        stop_civetweb(srv);
     for (size_t i = 0; i < srv->nroutes; i++)
         free(srv->routes[i].prefix);
     free(srv->routes);

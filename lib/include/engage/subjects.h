@@ -11,6 +11,7 @@
 #define EG_SUBJ_CANCEL "engage.sched.cancel"
 #define EG_SUBJ_SERVICE_PUT "engage.sched.service.put"
 #define EG_SUBJ_SERVICE_GET "engage.sched.service.get"
+#define EG_SUBJ_PROGRESS "engage.sched.progress"
 #define EG_SCHED_QUEUE "scheduler"
 
 /** Broadcast: configuration changed (protobuf ConfigChanged); every cache drops the entry. */
@@ -19,6 +20,15 @@
 /** JetStream: lifecycle events (engage.events.<tenant>) and dispatches. */
 #define EG_STREAM_EVENTS "ENGAGE_EVENTS"
 #define EG_SUBJ_EVENTS_PREFIX "engage.events."
+#define EG_SUBJ_EVENTS_ALL "engage.events.>"
 #define EG_SUBJ_DISPATCH_PREFIX "engage.dispatch."
+#define EG_SUBJ_DISPATCH_ALL "engage.dispatch.>"
+/** Durable consumers on ENGAGE_EVENTS. */
+#define EG_DURABLE_ARCHIVER "archiver"
+#define EG_DURABLE_BRIDGE "ors-bridge"
+
+/** Core NATS wake-up for dispatchers: a callback falls due earlier than announced (payload:
+ *  the due time in ms as decimal text). */
+#define EG_SUBJ_DUE_WAKE "engage.due.wake"
 
 #endif
