@@ -262,3 +262,90 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
     free(fields);
     return st;
 }
+
+eg_status_t cb_store_after_write(eg_store_t *store, const Eg__Callback *cb, bool *lowered)
+{
+    char member[200], due[32];
+    snprintf(member, sizeof member, "%s|%s", cb->tenant_id, cb->service);
+    snprintf(due, sizeof due, "%" PRId64, cb->due_ms);
+    const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, cb->tenant_id};
+    const char *zadd[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", "CH", due, member};
+    const char *const *cmds[] = {sadd, zadd};
+    int argcs[] = {3, 6};
+    size_t n = cb->state == EG__STATE__STATE_SCHEDULED ? 2 : 1;
+    eg_reply_t *replies[2] = {NULL, NULL};
+    eg_status_t st = eg_store_pipeline(store, n, argcs, cmds, replies);
+    if (lowered)
+        *lowered = st == EG_OK && n == 2 && replies[1]->type == EG_REPLY_INTEGER &&
+                   replies[1]->integer > 0;
+    for (size_t i = 0; i < n; i++) {
+        if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
+            st = EG_EPROTO;
+        eg_reply_free(replies[i]);
+    }
+    return st;
+}
+
+/* Double-checked refresh: set the entry to the ZSET's current minimum, then read the minimum
+ * again and lower the entry if a create slipped in meanwhile. A create's own ZADD LT comes
+ * after its script, so whichever order the two run in, the entry ends at or below the true
+ * minimum: a due callback is never forgotten (at worst a dispatcher looks once in vain). */
+eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service)
+{
+    char k_due[200], member[200];
+    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    snprintf(member, sizeof member, "%s|%s", tenant, service);
+    eg_status_t st = EG_OK;
+    for (int pass = 0; pass < 2 && st == EG_OK; pass++) {
+        const char *first[] = {"ZRANGE", k_due, "0", "0", "WITHSCORES"};
+        eg_reply_t *r = NULL, *w = NULL;
+        st = eg_store_command(store, 5, first, NULL, &r);
+        if (st != EG_OK)
+            break;
+        bool has = r->type == EG_REPLY_ARRAY && r->elements == 2;
+        if (has && pass == 0) {
+            const char *set[] = {"ZADD", CB_KEY_DUE_INDEX, r->element[1]->str, member};
+            st = eg_store_command(store, 4, set, NULL, &w);
+        } else if (has) {
+            const char *lower[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", r->element[1]->str, member};
+            st = eg_store_command(store, 5, lower, NULL, &w);
+        } else if (pass == 0) {
+            const char *rem[] = {"ZREM", CB_KEY_DUE_INDEX, member};
+            st = eg_store_command(store, 3, rem, NULL, &w);
+        }
+        eg_reply_free(w);
+        eg_reply_free(r);
+    }
+    return st;
+}
+
+eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
+                             int64_t now, int max, char **ids, int *count)
+{
+    char k_due[200], now_s[32], max_s[16];
+    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    snprintf(now_s, sizeof now_s, "%" PRId64, now);
+    snprintf(max_s, sizeof max_s, "%d", max);
+    const char *argv[] = {"ZRANGEBYSCORE", k_due, "-inf", now_s, "LIMIT", "0", max_s};
+    eg_reply_t *r = NULL;
+    *count = 0;
+    eg_status_t st = eg_store_command(store, 7, argv, NULL, &r);
+    if (st == EG_OK && r->type == EG_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements && (int)i < max; i++)
+            ids[(*count)++] = eg_xstrndup(r->element[i]->str, r->element[i]->len);
+    }
+    eg_reply_free(r);
+    return st;
+}
+
+eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
+                                const char *id)
+{
+    char k_due[200];
+    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    const char *argv[] = {"ZREM", k_due, id};
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_command(store, 3, argv, NULL, &r);
+    eg_reply_free(r);
+    return st;
+}

@@ -12,6 +12,7 @@
  * script answer "conflict" and the caller reads again. */
 #ifndef SCHED_CALLBACK_STORE_H
 #define SCHED_CALLBACK_STORE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,3 +61,28 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
 void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest);
 
 #endif
+
+/* ---- what crosses tenants (plain keys, no hash tag; written in a second, idempotent step) ----
+ *
+ *   eg:outbox:pending   SET of tenants whose outbox may hold entries (the relay's work list)
+ *   eg:due:index        ZSET "<tenant>|<service>" -> earliest due time of that due ZSET
+ */
+#define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
+#define CB_KEY_DUE_INDEX "eg:due:index"
+
+/** After a write: mark the tenant's outbox pending and, for a SCHEDULED record, lower the due
+ *  index entry to its due time. *lowered (may be NULL) tells whether the index moved earlier
+ *  (then dispatchers must be woken). One round trip. */
+eg_status_t cb_store_after_write(eg_store_t *store, const Eg__Callback *cb, bool *lowered);
+
+/** Recompute the due index entry of a tenant's service from its due ZSET (after a dispatcher
+ *  took callbacks from it). Safe against concurrent creates: see the .c. */
+eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service);
+
+/** Ids of up to max callbacks of a service due at or before now. ids[i] are malloc'd. */
+eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
+                             int64_t now, int max, char **ids, int *count);
+
+/** Drop an id from a service's due ZSET (its record is gone). */
+eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
+                                const char *id);

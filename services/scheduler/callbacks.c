@@ -18,7 +18,9 @@
 #include "engage/mem.h"
 #include "engage/states.h"
 #include "engage/timeutil.h"
+#include "lifecycle.h"
 #include "services.h"
+#include "engage/subjects.h"
 
 #define CAS_RETRIES 8
 #define PROPOSALS_EACH_SIDE 4
@@ -80,6 +82,29 @@ static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__Stat
     ev->corr_id = (char *)eg_log_corr();
     ev->callback = cb;
     ev->from_state = from;
+    /* Entering QUEUED hands the callback to the voice platform; a cancel tells it to stop. */
+    ev->dispatch = cb->state == EG__STATE__STATE_QUEUED && from != EG__STATE__STATE_QUEUED;
+    ev->cancel_voice =
+        cb->state == EG__STATE__STATE_COMPLETED && cb->reason == EG__REASON__REASON_CANCELLED;
+}
+
+/* The second step of every write: outbox marked pending, due index lowered, and the relay and
+ * dispatchers woken. Failing here loses nothing (start-up recovery rebuilds both), so it is
+ * logged, not returned. */
+static void after_write(worker_t *w, const Eg__Callback *cb)
+{
+    bool lowered = false;
+    eg_status_t st = cb_store_after_write(w->store, cb, &lowered);
+    if (st != EG_OK)
+        eg_log_warn("callback %s: outbox/due index update failed (%s); recovery will redo it",
+                    cb->id, eg_status_str(st));
+    wake_signal(&w->s->relay_wake);
+    if (lowered) {
+        char due[32];
+        int n = snprintf(due, sizeof due, "%" PRId64, cb->due_ms);
+        wake_signal(&w->s->dispatch_wake);
+        eg_bus_publish(w->s->bus, EG_SUBJ_DUE_WAKE, due, (size_t)n, eg_log_corr());
+    }
 }
 
 /* Free slots on both sides of a full one, nearest first, inside [now, horizon]. */
@@ -177,10 +202,10 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
                        req->service);
             goto out;
         }
-        cb.state = EG__STATE__STATE_QUEUED;
         cb.immediate = true;
         cb.desired_time_ms = now;
-        cb.due_ms = now;
+        cb.version = 0;
+        lc_dispatch(&cb, now); /* QUEUED, attempt 1, version 1 */
     }
     cb.expiry_ms = cb.desired_time_ms + CB_RETENTION_MS;
 
@@ -212,12 +237,14 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
         set_status(reply, st, "callback store unavailable");
         goto out;
     }
+    after_write(w, &cb);
     reply->callback = clone_cb(&cb);
     set_status(reply, EG_OK, NULL);
     eg_counter_inc(w->s->created);
     eg_log_info("callback %s created for service %s in state %s", id, req->service,
                 cb_state_name(cb.state));
 out:
+    lc_free_attempts(&cb);
     svc_registry_release(w->s->services, svc);
 }
 
@@ -239,52 +266,163 @@ void cb_retrieve(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply
     set_status(reply, EG_OK, NULL);
 }
 
-void cb_cancel(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply)
+/* What a change does to a record: fill next (a copy of prev) and say whether to write it. */
+typedef lc_verdict_t (*mutate_fn)(const Eg__Callback *prev, Eg__Callback *next, void *arg,
+                                  eg_status_t *st);
+
+/* Read, change, compare-and-set; again when the record changed meanwhile. On EG_OK with a write,
+ * *written (when non-NULL) receives the new record (caller frees). LC_IGNORE is EG_OK with
+ * *written NULL. */
+static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate_fn mutate,
+                         void *arg, Eg__Callback **written, Eg__State *from)
 {
+    if (written)
+        *written = NULL;
     for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
         Eg__Callback *prev = NULL, *next = NULL;
         char *blob = NULL, event_id[EG_UUID_STR_LEN + 1];
         size_t blob_len = 0;
-        eg_status_t st = cb_store_get(w->store, req->tenant_id, req->id, &prev, &blob, &blob_len);
-        if (st == EG_ENOTFOUND) {
-            set_status(reply, st, "id: callback %s not found", req->id);
-            return;
-        }
-        if (st != EG_OK) {
-            set_status(reply, st, "callback store unavailable");
-            return;
-        }
-        if (prev->state == EG__STATE__STATE_PROCESSING ||
-            prev->state == EG__STATE__STATE_COMPLETED) {
-            set_status(reply, EG_ESTATE, "id: callback %s cannot be cancelled in state %s", req->id,
-                       cb_state_name(prev->state));
-            eg__callback__free_unpacked(prev, NULL);
-            free(blob);
-            return;
-        }
+        eg_status_t st = cb_store_get(w->store, tenant, id, &prev, &blob, &blob_len);
+        if (st != EG_OK)
+            return st;
+        if (from)
+            *from = prev->state;
         next = clone_cb(prev);
-        next->state = EG__STATE__STATE_COMPLETED;
-        next->reason = EG__REASON__REASON_CANCELLED;
-        next->updated_ms = eg_now_ms();
-        next->version = prev->version + 1;
+        lc_verdict_t v = mutate(prev, next, arg, &st);
+        if (v != LC_APPLY) {
+            eg__callback__free_unpacked(prev, NULL);
+            eg__callback__free_unpacked(next, NULL);
+            free(blob);
+            return st;
+        }
         Eg__Event ev;
         init_event(&ev, event_id, next, prev->state);
-        int release = prev->state == EG__STATE__STATE_SCHEDULED;
+        /* A never-dispatched SCHEDULED callback holds a place in its slot; give it back. */
+        int release = prev->state == EG__STATE__STATE_SCHEDULED && prev->attempts == 0 &&
+                      next->state != EG__STATE__STATE_SCHEDULED;
         st = cb_store_transition(w->store, &w->scripts, blob, blob_len, prev, next, &ev, release);
         free(blob);
         eg__callback__free_unpacked(prev, NULL);
         if (st == EG_OK) {
-            reply->callback = next;
-            set_status(reply, EG_OK, NULL);
-            eg_counter_inc(w->s->cancelled);
-            eg_log_info("callback %s cancelled", req->id);
-            return;
+            after_write(w, next);
+            if (next->state == EG__STATE__STATE_COMPLETED)
+                eg_counter_inc(w->s->completed);
+            if (written)
+                *written = next;
+            else
+                eg__callback__free_unpacked(next, NULL);
+            return EG_OK;
         }
         eg__callback__free_unpacked(next, NULL);
-        if (st != EG_ECONFLICT) {
-            set_status(reply, st, "callback store unavailable");
-            return;
+        if (st != EG_ECONFLICT)
+            return st;
+    }
+    return EG_ECONFLICT;
+}
+
+static lc_verdict_t mutate_cancel(const Eg__Callback *prev, Eg__Callback *next, void *arg,
+                                  eg_status_t *st)
+{
+    *st = lc_cancel(prev, *(const int64_t *)arg, next);
+    return *st == EG_OK ? LC_APPLY : LC_IGNORE;
+}
+
+void cb_cancel(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply)
+{
+    int64_t now = eg_now_ms();
+    Eg__Callback *done = NULL;
+    Eg__State from = EG__STATE__STATE_UNSPECIFIED;
+    eg_status_t st = apply(w, req->tenant_id, req->id, mutate_cancel, &now, &done, &from);
+    if (st == EG_OK && done) {
+        reply->callback = done;
+        set_status(reply, EG_OK, NULL);
+        eg_counter_inc(w->s->cancelled);
+        eg_log_info("callback %s cancelled (was %s)", req->id, cb_state_name(from));
+    } else if (st == EG_ENOTFOUND) {
+        set_status(reply, st, "id: callback %s not found", req->id);
+    } else if (st == EG_ESTATE) {
+        set_status(reply, st, "id: callback %s cannot be cancelled in state %s", req->id,
+                   cb_state_name(from));
+    } else if (st == EG_ECONFLICT) {
+        set_status(reply, st, "id: callback %s is changing; try again", req->id);
+    } else {
+        set_status(reply, st, "callback store unavailable");
+    }
+}
+
+typedef struct {
+    const Eg__ProgressRequest *req;
+    lc_retry_t retry;
+    int64_t now;
+} progress_arg_t;
+
+static lc_verdict_t mutate_progress(const Eg__Callback *prev, Eg__Callback *next, void *arg,
+                                    eg_status_t *st)
+{
+    progress_arg_t *p = arg;
+    return lc_on_progress(prev, p->req->attempt, p->req->result, &p->retry, p->now, next, st);
+}
+
+void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply *reply)
+{
+    progress_arg_t p = {.req = req, .now = eg_now_ms(), .retry = {3, 300}};
+    if (!lc_result_known(req->result)) {
+        set_status(reply, EG_EINVAL, "result: '%.40s' is not a call.progress result", req->result);
+        return;
+    }
+    /* Retry settings come from the callback's service; read the record's service first. */
+    Eg__Callback *cur = NULL;
+    eg_status_t st = cb_store_get(w->store, req->tenant_id, req->callback_id, &cur, NULL, NULL);
+    if (st == EG_OK) {
+        const svc_config_t *svc = NULL;
+        if (svc_registry_get(w->s->services, w->pg, cur->tenant_id, cur->service, &svc) == EG_OK) {
+            p.retry.max_attempts = svc->retry_max_attempts;
+            p.retry.delay_s = svc->retry_delay_s;
+            svc_registry_release(w->s->services, svc);
+        }
+        eg__callback__free_unpacked(cur, NULL);
+        Eg__Callback *done = NULL;
+        st = apply(w, req->tenant_id, req->callback_id, mutate_progress, &p, &done, NULL);
+        if (st == EG_OK && done) {
+            eg_counter_inc(w->s->progress);
+            eg_log_info("callback %s attempt %u: %s -> %s%s%s", req->callback_id, req->attempt,
+                        req->result, cb_state_name(done->state), done->reason ? " " : "",
+                        eg_reason_name((int)done->reason));
+            reply->callback = done;
         }
     }
-    set_status(reply, EG_ECONFLICT, "id: callback %s is changing; try again", req->id);
+    if (st == EG_ENOTFOUND)
+        set_status(reply, st, "callback_id: callback %s not found", req->callback_id);
+    else if (st != EG_OK)
+        set_status(reply, st, "could not apply %s", req->result);
+    else
+        set_status(reply, EG_OK, NULL);
+}
+
+static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next, void *arg,
+                                    eg_status_t *st)
+{
+    int64_t now = *(const int64_t *)arg;
+    *st = EG_OK;
+    if (prev->state != EG__STATE__STATE_SCHEDULED || prev->due_ms > now)
+        return LC_IGNORE; /* another dispatcher was first, or it moved */
+    lc_dispatch(next, now);
+    return LC_APPLY;
+}
+
+eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service, const char *id,
+                            bool *dispatched)
+{
+    int64_t now = eg_now_ms();
+    Eg__Callback *done = NULL;
+    eg_status_t st = apply(w, tenant, id, mutate_dispatch, &now, &done, NULL);
+    if (st == EG_ENOTFOUND) /* expired or erased: nothing left to dispatch */
+        cb_store_forget_due(w->store, tenant, service, id);
+    *dispatched = st == EG_OK && done;
+    if (*dispatched) {
+        eg_counter_inc(w->s->dispatched);
+        eg_log_info("callback %s due: dispatched, attempt %u", id, done->attempts);
+        eg__callback__free_unpacked(done, NULL);
+    }
+    return st == EG_ENOTFOUND ? EG_OK : st;
 }

@@ -2,6 +2,8 @@
  * worker thread with that worker's connections. */
 #ifndef SCHED_CALLBACKS_H
 #define SCHED_CALLBACKS_H
+#include <stdbool.h>
+
 #include "engage.pb-c.h"
 #include "scheduler.h"
 
@@ -9,6 +11,13 @@
 void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *reply);
 void cb_retrieve(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply);
 void cb_cancel(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply);
+
+/** Apply a call.progress result from the voice platform (stale results change nothing). */
+void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply *reply);
+/** Dispatch one due SCHEDULED callback (-> QUEUED). *dispatched is false when another
+ *  dispatcher was first or it is no longer due. */
+eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service, const char *id,
+                            bool *dispatched);
 
 /** Free what cb_* put into reply (not reply itself). */
 void cb_reply_clear(Eg__CallbackReply *reply);

@@ -20,6 +20,9 @@
 #include "engage/mem.h"
 #include "engage/service.h"
 #include "engage/subjects.h"
+#include "dispatcher.h"
+#include "engage/events.h"
+#include "relay.h"
 #include "rpc.h"
 #include "scheduler.h"
 #include "services.h"
@@ -86,6 +89,14 @@ static void register_metrics(sched_t *s, eg_metrics_t *m)
     s->created = eg_metrics_counter(m, "engage_callbacks_created_total", "Callbacks booked", NULL);
     s->cancelled =
         eg_metrics_counter(m, "engage_callbacks_cancelled_total", "Callbacks cancelled", NULL);
+    s->dispatched = eg_metrics_counter(m, "engage_callbacks_dispatched_total",
+                                       "Scheduled callbacks handed to the voice platform", NULL);
+    s->completed =
+        eg_metrics_counter(m, "engage_callbacks_completed_total", "Callbacks completed", NULL);
+    s->relayed = eg_metrics_counter(m, "engage_outbox_relayed_total",
+                                    "Outbox events published to JetStream", NULL);
+    s->progress = eg_metrics_counter(m, "engage_call_progress_applied_total",
+                                     "Voice platform results that changed a callback", NULL);
     s->latency =
         eg_metrics_histogram(m, "engage_scheduler_request_seconds", "Time to handle one request",
                              NULL, bounds, sizeof bounds / sizeof bounds[0]);
@@ -114,6 +125,14 @@ static eg_status_t migrate(const eg_config_t *cfg)
     return st;
 }
 
+static void on_due_wake(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
+{
+    (void)bus;
+    (void)msg;
+    sched_t *s = arg;
+    wake_signal(&s->dispatch_wake);
+}
+
 int main(void)
 {
     eg_config_t cfg;
@@ -121,7 +140,11 @@ int main(void)
     eg_service_t *svc = NULL;
     sched_t s = {.cfg = &cfg};
     worker_t *workers = NULL;
+    relay_t *relay = NULL;
+    dispatcher_t *dispatcher = NULL;
     int rc = 1;
+    wake_init(&s.relay_wake);
+    wake_init(&s.dispatch_wake);
 
     if (eg_service_start(&svc, &cfg, false) != EG_OK)
         goto out;
@@ -140,6 +163,10 @@ int main(void)
         eg_log_error("cannot connect to NATS");
         goto out;
     }
+    if (eg_events_stream_ensure(s.bus) != EG_OK) {
+        eg_log_error("cannot create the JetStream stream");
+        goto out;
+    }
     workers = eg_xcalloc((size_t)cfg.workers, sizeof *workers);
     for (int i = 0; i < cfg.workers; i++) {
         if (open_worker(&s, &workers[i]) != EG_OK) {
@@ -154,6 +181,11 @@ int main(void)
             EG_OK)
             goto out;
     }
+    if (eg_bus_subscribe(s.bus, EG_SUBJ_DUE_WAKE, NULL, on_due_wake, &s) != EG_OK ||
+        relay_start(&relay, &s) != EG_OK || dispatcher_start(&dispatcher, &s) != EG_OK) {
+        eg_log_error("cannot start the outbox relay or the dispatcher");
+        goto out;
+    }
     eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &s);
     eg_health_add_check(eg_service_health(svc), "redis", ready_redis, &s);
     eg_health_add_check(eg_service_health(svc), "postgres", ready_pg, &s);
@@ -163,12 +195,17 @@ int main(void)
     rc = 0;
 out:
     eg_service_stop(svc);
+    s.stopping = 1;
+    dispatcher_stop(dispatcher);
+    relay_stop(relay);   /* a last pass; what in-flight requests still write is relayed later */
     eg_bus_close(s.bus); /* drains: in-flight requests finish before connections close */
     for (int i = 0; workers && i < cfg.workers; i++)
         close_worker(&workers[i]);
     free(workers);
     svc_registry_free(s.services);
     eg_cache_free(s.keys);
+    wake_destroy(&s.relay_wake);
+    wake_destroy(&s.dispatch_wake);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();
     eg_log_info("scheduler stopped");

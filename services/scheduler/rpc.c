@@ -82,6 +82,13 @@ static eg_status_t handle_callback_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
             return EG_EPROTO;
         cb_create(w, req, &r);
         eg__create_request__free_unpacked(req, NULL);
+    } else if (strcmp(op, "progress") == 0) {
+        Eg__ProgressRequest *req =
+            eg__progress_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        cb_progress(w, req, &r);
+        eg__progress_request__free_unpacked(req, NULL);
     } else {
         Eg__IdRequest *req =
             eg__id_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
@@ -155,7 +162,7 @@ void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
     if (strcmp(subject, EG_SUBJ_AUTH) == 0)
         st = handle_auth(w, bus, msg);
     else if (strcmp(subject, EG_SUBJ_CREATE) == 0 || strcmp(subject, EG_SUBJ_RETRIEVE) == 0 ||
-             strcmp(subject, EG_SUBJ_CANCEL) == 0)
+             strcmp(subject, EG_SUBJ_CANCEL) == 0 || strcmp(subject, EG_SUBJ_PROGRESS) == 0)
         st = handle_callback_op(w, bus, msg, op);
     else if (strcmp(subject, EG_SUBJ_SERVICE_PUT) == 0)
         st = handle_service(w, bus, msg, true);

@@ -11,6 +11,7 @@
 #include "engage/pg.h"
 #include "engage/store.h"
 #include "service_config.h"
+#include "wake.h"
 
 typedef struct svc_registry svc_registry_t;
 
@@ -22,6 +23,10 @@ typedef struct {
     svc_registry_t *services; /**< (tenant, name) -> svc_config_t */
     eg_counter_t *created, *cancelled, *requests, *errors;
     eg_histogram_t *latency;
+    eg_counter_t *dispatched, *completed, *relayed, *progress;
+    wake_t relay_wake;    /**< outbox has entries */
+    wake_t dispatch_wake; /**< a callback falls due earlier than planned */
+    volatile int stopping;
 } sched_t;
 
 /** One per request-handling thread: its own Redis and PostgreSQL connections. */

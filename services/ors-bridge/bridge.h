@@ -1,0 +1,19 @@
+/* The ors-bridge's shared state. */
+#ifndef BRIDGE_BRIDGE_H
+#define BRIDGE_BRIDGE_H
+#include "engage/bus.h"
+#include "engage/config.h"
+#include "engage/metrics.h"
+
+typedef struct {
+    const eg_config_t *cfg;
+    eg_bus_t *bus;
+    const char *consumer; /**< this bridge's name in the voice events consumer group */
+    volatile int stopping;
+    volatile int dispatch_ready, events_ready;
+    eg_counter_t *dials, *cancels, *dial_dupes, *events, *deadlettered, *retries;
+} bridge_t;
+
+#define BRIDGE_EVENTS_GROUP "engage-bridge"
+
+#endif

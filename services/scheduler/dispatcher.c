@@ -1,0 +1,160 @@
+/* The dispatcher. It sleeps until the earliest entry of eg:due:index (one ZRANGE) or until a
+ * wake-up (a local write or engage.due.wake from another scheduler announces an earlier due
+ * time), so its idle cost is one Redis command per DISPATCH_MAX_SLEEP_MS whatever the number of
+ * callbacks or tenants. When entries are due it takes each "<tenant>|<service>" in turn, reads
+ * that service's due ids and dispatches each with a compare-and-set (callbacks.c): when several
+ * schedulers race for one callback exactly one write wins, so a callback is dispatched once.
+ * Then it recomputes the index entry (callback_store.c explains why that is race-free). */
+#include "dispatcher.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callbacks.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/timeutil.h"
+
+#define DISPATCH_MAX_SLEEP_MS 30000
+#define DISPATCH_BATCH 100
+
+struct dispatcher {
+    sched_t *s;
+    worker_t w;
+    pthread_t thread;
+};
+
+/* Dispatch everything due in one tenant's service. */
+static void dispatch_service(dispatcher_t *d, const char *tenant, const char *service)
+{
+    char *ids[DISPATCH_BATCH];
+    int n;
+    do {
+        n = 0;
+        if (cb_store_due_ids(d->w.store, tenant, service, eg_now_ms(), DISPATCH_BATCH, ids, &n) !=
+            EG_OK)
+            return;
+        for (int i = 0; i < n; i++) {
+            bool dispatched = false;
+            eg_status_t st = cb_dispatch_due(&d->w, tenant, service, ids[i], &dispatched);
+            if (st != EG_OK)
+                eg_log_warn("dispatch of callback %s failed: %s", ids[i], eg_status_str(st));
+            free(ids[i]);
+        }
+    } while (n == DISPATCH_BATCH && !d->s->stopping);
+    cb_store_refresh_due(d->w.store, tenant, service);
+}
+
+/* One look at the index; returns how long to sleep. */
+static int64_t dispatch_pass(dispatcher_t *d)
+{
+    int64_t now = eg_now_ms();
+    char now_s[32];
+    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    const char *range[] = {"ZRANGEBYSCORE", CB_KEY_DUE_INDEX, "-inf", now_s,
+                           "WITHSCORES",    "LIMIT",          "0",    "16"};
+    eg_reply_t *r = NULL;
+    if (eg_store_command(d->w.store, 8, range, NULL, &r) != EG_OK)
+        return 500;
+    size_t due = r->type == EG_REPLY_ARRAY ? r->elements / 2 : 0;
+    for (size_t i = 0; i < due && !d->s->stopping; i++) {
+        char *member = r->element[2 * i]->str;
+        char *bar = strchr(member, '|');
+        if (!bar)
+            continue;
+        *bar = '\0';
+        dispatch_service(d, member, bar + 1);
+    }
+    eg_reply_free(r);
+    if (due)
+        return 0;
+    /* Nothing due: sleep until the earliest entry. */
+    const char *first[] = {"ZRANGE", CB_KEY_DUE_INDEX, "0", "0", "WITHSCORES"};
+    int64_t sleep_ms = DISPATCH_MAX_SLEEP_MS;
+    if (eg_store_command(d->w.store, 5, first, NULL, &r) == EG_OK && r->type == EG_REPLY_ARRAY &&
+        r->elements == 2) {
+        int64_t next = strtoll(r->element[1]->str, NULL, 10);
+        int64_t wait = next - eg_now_ms();
+        sleep_ms = wait < 0 ? 0 : (wait < sleep_ms ? wait : sleep_ms);
+    }
+    eg_reply_free(r);
+    return sleep_ms;
+}
+
+static void *run(void *arg)
+{
+    dispatcher_t *d = arg;
+    while (!d->s->stopping) {
+        int64_t sleep_ms = dispatch_pass(d);
+        if (sleep_ms > 0)
+            wake_wait(&d->s->dispatch_wake, sleep_ms);
+    }
+    return NULL;
+}
+
+eg_status_t dispatcher_recover(sched_t *s, eg_store_t *store, eg_pg_t *pg)
+{
+    (void)s;
+    eg_pg_res_t *res = NULL;
+    eg_status_t st = eg_pg_exec(pg, "SELECT tenant_id::text, name FROM services", 0, NULL, &res);
+    if (st != EG_OK)
+        return st;
+    int rows = eg_pg_rows(res);
+    for (int i = 0; i < rows && st == EG_OK; i++) {
+        const char *tenant = eg_pg_value(res, i, 0), *service = eg_pg_value(res, i, 1);
+        char k_out[120];
+        cb_key(k_out, sizeof k_out, tenant, "outbox", NULL);
+        const char *xlen[] = {"XLEN", k_out};
+        eg_reply_t *r = NULL;
+        st = eg_store_command(store, 2, xlen, NULL, &r);
+        if (st == EG_OK && r->type == EG_REPLY_INTEGER && r->integer > 0) {
+            const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, tenant};
+            eg_reply_t *a = NULL;
+            st = eg_store_command(store, 3, sadd, NULL, &a);
+            eg_reply_free(a);
+        }
+        eg_reply_free(r);
+        if (st == EG_OK)
+            st = cb_store_refresh_due(store, tenant, service);
+    }
+    eg_pg_res_free(res);
+    if (st == EG_OK)
+        eg_log_info("recovery: checked outboxes and due indexes of %d services", rows);
+    return st;
+}
+
+eg_status_t dispatcher_start(dispatcher_t **out, sched_t *s)
+{
+    dispatcher_t *d = eg_xcalloc(1, sizeof *d);
+    d->s = s;
+    d->w.s = s;
+    eg_status_t st = eg_store_open(&d->w.store, s->cfg->redis_url, 5000);
+    if (st == EG_OK)
+        st = cb_store_init(d->w.store, &d->w.scripts);
+    if (st == EG_OK)
+        st = eg_pg_open(&d->w.pg, s->cfg->pg_dsn);
+    if (st == EG_OK)
+        st = dispatcher_recover(s, d->w.store, d->w.pg);
+    if (st != EG_OK) {
+        eg_store_close(d->w.store);
+        eg_pg_close(d->w.pg);
+        free(d);
+        return st;
+    }
+    pthread_create(&d->thread, NULL, run, d);
+    *out = d;
+    return EG_OK;
+}
+
+void dispatcher_stop(dispatcher_t *d)
+{
+    if (!d)
+        return;
+    wake_signal(&d->s->dispatch_wake);
+    pthread_join(d->thread, NULL);
+    eg_store_close(d->w.store);
+    eg_pg_close(d->w.pg);
+    free(d);
+}

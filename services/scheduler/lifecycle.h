@@ -1,0 +1,42 @@
+/* The callback state machine (../shared/DESIGN.md, "Data"): what a voice-platform result does to
+ * a callback. Plain functions over the protobuf record; no I/O, so every path is unit-tested. */
+#ifndef SCHED_LIFECYCLE_H
+#define SCHED_LIFECYCLE_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engage.pb-c.h"
+#include "engage/status.h"
+
+typedef struct {
+    int max_attempts; /**< total dial attempts, the first included */
+    int delay_s;      /**< wait before a retry */
+} lc_retry_t;
+
+typedef enum {
+    LC_IGNORE = 0, /**< stale, duplicate or irrelevant: acknowledge and change nothing */
+    LC_APPLY,      /**< write *next (a modified copy of the record) */
+} lc_verdict_t;
+
+/** True when result is one of the call.progress results of the voice stream contract. */
+bool lc_result_known(const char *result);
+
+/** Decide what a call.progress result for attempt does to cb. On LC_APPLY, next (a copy of cb
+ *  made by the caller) is modified in place: state, reason, due time, attempt log, version,
+ *  updated time. EG_EINVAL (and LC_IGNORE) for an unknown result. */
+lc_verdict_t lc_on_progress(const Eg__Callback *cb, uint32_t attempt, const char *result,
+                            const lc_retry_t *retry, int64_t now_ms, Eg__Callback *next,
+                            eg_status_t *st);
+
+/** Make next the dispatched version of cb (SCHEDULED or new -> QUEUED, one more attempt). The
+ *  attempt log grows by one entry, allocated with malloc (free with lc_free_attempts on a
+ *  record that is not protobuf-c owned; protobuf-c frees it on owned ones). */
+void lc_dispatch(Eg__Callback *next, int64_t now_ms);
+
+/** Cancel: COMPLETED CANCELLED unless PROCESSING or COMPLETED (EG_ESTATE). */
+eg_status_t lc_cancel(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
+
+/** Free an attempt log built with lc_dispatch on a stack record. */
+void lc_free_attempts(Eg__Callback *cb);
+
+#endif
