@@ -1,0 +1,188 @@
+/* The callback state machine: every row of DESIGN.md's table, and the stale cases that must
+ * never move a callback backwards. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+
+static const lc_retry_t retry = {.max_attempts = 3, .delay_s = 60};
+#define NOW 1800000000000LL
+
+/* A dispatched callback (QUEUED, attempt n), built the way the scheduler builds one. */
+static Eg__Callback *queued(int attempts)
+{
+    Eg__Callback *cb = malloc(sizeof *cb);
+    eg__callback__init(cb);
+    cb->state = EG__STATE__STATE_SCHEDULED;
+    cb->version = 1;
+    for (int i = 0; i < attempts; i++)
+        lc_dispatch(cb, NOW - 1000);
+    return cb;
+}
+
+static void drop(Eg__Callback *cb)
+{
+    lc_free_attempts(cb);
+    free(cb);
+}
+
+/* Apply results in order to a fresh copy; returns the verdict of the last one. */
+static lc_verdict_t feed(Eg__Callback *cb, uint32_t attempt, const char *const *results, size_t n)
+{
+    lc_verdict_t v = LC_IGNORE;
+    for (size_t i = 0; i < n; i++) {
+        Eg__Callback next = *cb;
+        eg_status_t st;
+        v = lc_on_progress(cb, attempt, results[i], &retry, NOW, &next, &st);
+        cr_assert_eq(st, EG_OK, "%s refused", results[i]);
+        if (v == LC_APPLY)
+            *cb = next;
+    }
+    return v;
+}
+
+Test(lifecycle, answered_call_goes_to_agent_connected)
+{
+    Eg__Callback *cb = queued(1);
+    cr_assert_eq(cb->state, EG__STATE__STATE_QUEUED);
+    cr_assert_eq(cb->attempts, 1);
+    const char *seq[] = {"DIALING"};
+    feed(cb, 1, seq, 1);
+    cr_expect_eq(cb->state, EG__STATE__STATE_ROUTING);
+    const char *seq2[] = {"PERSON"};
+    feed(cb, 1, seq2, 1);
+    cr_expect_eq(cb->state, EG__STATE__STATE_ROUTING);
+    cr_expect(cb->attempt_log[0]->answered, "the attempt records the customer answered");
+    const char *seq3[] = {"AGENT_CONNECTED"};
+    feed(cb, 1, seq3, 1);
+    cr_expect_eq(cb->state, EG__STATE__STATE_PROCESSING);
+    const char *seq4[] = {"CALL_ENDED"};
+    feed(cb, 1, seq4, 1);
+    cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_AGENT_CONNECTED);
+    cr_expect_str_eq(cb->attempt_log[0]->result, "CALL_ENDED");
+    cr_expect_eq(cb->version, 6, "one version per change (dispatch + 4 results)");
+    drop(cb);
+}
+
+Test(lifecycle, busy_with_attempts_left_is_rescheduled_after_the_delay)
+{
+    Eg__Callback *cb = queued(1);
+    const char *seq[] = {"DIALING", "BUSY"};
+    feed(cb, 1, seq, 2);
+    cr_expect_eq(cb->state, EG__STATE__STATE_SCHEDULED);
+    cr_expect_eq(cb->due_ms, NOW + 60000);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_NONE);
+    drop(cb);
+}
+
+Test(lifecycle, no_answer_and_machine_on_last_attempt_fail_the_call)
+{
+    const char *results[] = {"NO_ANSWER", "ANSWERING_MACHINE", "BUSY"};
+    for (size_t i = 0; i < 3; i++) {
+        Eg__Callback *cb = queued(3);
+        feed(cb, 3, &results[i], 1);
+        cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED, "%s", results[i]);
+        cr_expect_eq(cb->reason, EG__REASON__REASON_FAIL_CALL_TO_CUSTOMER);
+        drop(cb);
+    }
+}
+
+Test(lifecycle, permanent_failures_complete_at_once)
+{
+    const char *results[] = {"FAX", "ERROR_TONE", "FAILED"};
+    for (size_t i = 0; i < 3; i++) {
+        Eg__Callback *cb = queued(1);
+        feed(cb, 1, &results[i], 1);
+        cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED, "%s", results[i]);
+        cr_expect_eq(cb->reason, EG__REASON__REASON_FAIL_CALL_TO_CUSTOMER);
+        drop(cb);
+    }
+}
+
+Test(lifecycle, answered_but_no_agent_is_fail_agent_connect)
+{
+    Eg__Callback *cb = queued(1);
+    const char *seq[] = {"DIALING", "CONNECTED", "CALL_ENDED"};
+    feed(cb, 1, seq, 3);
+    cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_FAIL_AGENT_CONNECT);
+    drop(cb);
+}
+
+Test(lifecycle, call_ended_unanswered_counts_as_no_answer)
+{
+    Eg__Callback *cb = queued(1);
+    const char *seq[] = {"DIALING", "CALL_ENDED"};
+    feed(cb, 1, seq, 2);
+    cr_expect_eq(cb->state, EG__STATE__STATE_SCHEDULED, "retried");
+    drop(cb);
+}
+
+Test(lifecycle, stale_and_late_results_are_ignored)
+{
+    Eg__Callback *cb = queued(2);
+    Eg__Callback next = *cb;
+    eg_status_t st;
+    cr_expect_eq(lc_on_progress(cb, 1, "AGENT_CONNECTED", &retry, NOW, &next, &st), LC_IGNORE,
+                 "a result of attempt 1 after attempt 2 was dialled");
+    const char *seq[] = {"DIALING", "AGENT_CONNECTED", "CALL_ENDED"};
+    feed(cb, 2, seq, 3);
+    cr_assert_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    const char *late[] = {"BUSY", "DIALING", "PERSON", "CALL_ENDED"};
+    for (size_t i = 0; i < 4; i++) {
+        next = *cb;
+        cr_expect_eq(lc_on_progress(cb, 2, late[i], &retry, NOW, &next, &st), LC_IGNORE,
+                     "%s after COMPLETED", late[i]);
+    }
+    /* A repeated DIALING after ROUTING changes nothing. */
+    Eg__Callback *c2 = queued(1);
+    const char *d[] = {"DIALING"};
+    feed(c2, 1, d, 1);
+    next = *c2;
+    cr_expect_eq(lc_on_progress(c2, 1, "DIALING", &retry, NOW, &next, &st), LC_IGNORE);
+    /* BUSY while the agent talks is ignored. */
+    const char *p[] = {"AGENT_CONNECTED"};
+    feed(c2, 1, p, 1);
+    next = *c2;
+    cr_expect_eq(lc_on_progress(c2, 1, "BUSY", &retry, NOW, &next, &st), LC_IGNORE);
+    drop(cb);
+    drop(c2);
+}
+
+Test(lifecycle, unknown_result_is_refused)
+{
+    Eg__Callback *cb = queued(1);
+    Eg__Callback next = *cb;
+    eg_status_t st;
+    cr_expect_eq(lc_on_progress(cb, 1, "SINGING", &retry, NOW, &next, &st), LC_IGNORE);
+    cr_expect_eq(st, EG_EINVAL);
+    cr_expect(!lc_result_known("busy"), "results are upper case");
+    cr_expect(lc_result_known("ANSWERING_MACHINE"));
+    drop(cb);
+}
+
+Test(lifecycle, cancel_allowed_until_processing)
+{
+    Eg__Callback *cb = queued(1);
+    Eg__Callback next = *cb;
+    cr_expect_eq(lc_cancel(cb, NOW, &next), EG_OK);
+    cr_expect_eq(next.state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(next.reason, EG__REASON__REASON_CANCELLED);
+    const char *p[] = {"AGENT_CONNECTED"};
+    feed(cb, 1, p, 1);
+    next = *cb;
+    cr_expect_eq(lc_cancel(cb, NOW, &next), EG_ESTATE, "PROCESSING is not cancellable");
+    drop(cb);
+}
+
+Test(lifecycle, dispatch_counts_attempts_and_logs_each)
+{
+    Eg__Callback *cb = queued(3);
+    cr_expect_eq(cb->attempts, 3);
+    cr_expect_eq(cb->n_attempt_log, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        cr_expect_eq(cb->attempt_log[i]->number, i + 1);
+    drop(cb);
+}
