@@ -19,9 +19,9 @@ void eg_buf_init(eg_buf_t *b, size_t max)
 
 static eg_status_t reserve(eg_buf_t *b, size_t extra)
 {
-    size_t need = b->len + extra + 1;
-    if (b->len + extra > b->max || need < b->len)
+    if (b->len > b->max || extra > b->max - b->len)
         return EG_ETOOBIG;
+    size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return EG_OK;
     size_t cap = b->cap ? b->cap : 64;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "engage/log.h"
@@ -37,8 +38,8 @@ bool eg_config_bool(const char *name, bool def)
     const char *v = getenv(name);
     if (!v || !*v)
         return def;
-    return strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-           strcmp(v, "on") == 0;
+    return strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+           strcasecmp(v, "on") == 0;
 }
 
 eg_status_t eg_config_load(eg_config_t *cfg, const char *service)
@@ -109,7 +110,8 @@ eg_status_t eg_redis_url_parse(const char *url, eg_redis_url_t *out)
     if (!url || strncmp(url, prefix, strlen(prefix)) != 0)
         goto out;
     const char *p = url + strlen(prefix);
-    const char *at = strchr(p, '@');
+    /* The last '@' ends the credentials: a password may itself contain '@'. */
+    const char *at = strrchr(p, '@');
     if (at) {
         /* [user]:password@ — Redis 6 ACL users are accepted and ignored beyond the password. */
         const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -126,6 +128,8 @@ eg_status_t eg_redis_url_parse(const char *url, eg_redis_url_t *out)
     p = end;
     if (*p == ':') {
         char *e;
+        if (p[1] < '0' || p[1] > '9')
+            goto out;
         long port = strtol(p + 1, &e, 10);
         if (e == p + 1 || port < 1 || port > 65535)
             goto out;
@@ -135,6 +139,8 @@ eg_status_t eg_redis_url_parse(const char *url, eg_redis_url_t *out)
     if (*p == '/') {
         if (p[1]) {
             char *e;
+            if (p[1] < '0' || p[1] > '9')
+                goto out;
             long db = strtol(p + 1, &e, 10);
             if (e == p + 1 || *e || db < 0 || db > 1000)
                 goto out;

@@ -42,11 +42,46 @@ const char *eg_log_corr(void)
     return corr;
 }
 
-/* Append s to out as the inside of a JSON string, escaping what JSON requires. */
+/* Length of the valid UTF-8 sequence starting at s (1-4), or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Append s to out as the inside of a JSON string, escaping what JSON requires. Bytes that are
+ * not valid UTF-8 (from a client, or a sequence cut by truncation) become '?', so every line
+ * stays valid JSON. */
 static size_t escape(char *out, size_t pos, size_t cap, const char *s)
 {
-    for (; *s && pos + 7 < cap; s++) {
+    while (*s && pos + 7 < cap) {
         unsigned char c = (unsigned char)*s;
+        if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)s);
+            if (n == 0) {
+                out[pos++] = '?';
+                s++;
+            } else {
+                memcpy(out + pos, s, n);
+                pos += n;
+                s += n;
+            }
+            continue;
+        }
+        s++;
         if (c == '"' || c == '\\') {
             out[pos++] = '\\';
             out[pos++] = (char)c;
@@ -96,10 +131,18 @@ void eg_log_mask_phone(const char *phone, char *out, size_t outlen)
         snprintf(out, outlen, "-");
         return;
     }
-    size_t n = strlen(phone), i;
+    /* Keep the last four digits (not characters: "+1 555 123 45 67" keeps "45 67"). */
+    size_t n = strlen(phone), i, digits_after = 0;
+    size_t keep_from = n;
+    for (size_t j = n; j > 0 && digits_after < 4; j--) {
+        if (phone[j - 1] >= '0' && phone[j - 1] <= '9') {
+            digits_after++;
+            keep_from = j - 1;
+        }
+    }
     for (i = 0; i < n && i + 1 < outlen; i++) {
         char c = phone[i];
-        out[i] = (i + 4 < n && c >= '0' && c <= '9') ? '*' : c;
+        out[i] = (i < keep_from && c >= '0' && c <= '9') ? '*' : c;
     }
     out[i] = '\0';
 }

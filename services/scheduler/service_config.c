@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "engage/mem.h"
+#include "engage/timeutil.h"
+#include "engage/tz.h"
 
 bool svc_name_valid(const char *name)
 {
@@ -68,8 +70,8 @@ static eg_status_t str_field(const eg_json_t *obj, const char *key, char *out, s
     return EG_OK;
 }
 
-/* "HH:MM" with HH 00-24 (24:00 only as an end) and MM 00-59. */
-static bool hhmm_valid(const char *s)
+/* "HH:MM" with HH 00-23 and MM 00-59; as the end of an interval also "24:00". */
+static bool hhmm_valid_as(const char *s, bool end)
 {
     if (!s || strlen(s) != 5 || s[2] != ':')
         return false;
@@ -77,7 +79,12 @@ static bool hhmm_valid(const char *s)
         if (i != 2 && (s[i] < '0' || s[i] > '9'))
             return false;
     int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
-    return (h < 24 && m < 60) || (h == 24 && m == 0);
+    return (h < 24 && m < 60) || (end && h == 24 && m == 0);
+}
+
+static bool hhmm_valid(const char *s)
+{
+    return hhmm_valid_as(s, false);
 }
 
 static eg_status_t intervals_valid(const eg_json_t *list, const char *path, char *err,
@@ -90,8 +97,8 @@ static eg_status_t intervals_valid(const eg_json_t *list, const char *path, char
     for (size_t i = 0; i < eg_json_array_size(list); i++) {
         eg_json_t *iv = eg_json_array_get(list, i);
         if (!eg_json_is_array(iv) || eg_json_array_size(iv) != 2 ||
-            !hhmm_valid(eg_json_str(eg_json_array_get(iv, 0))) ||
-            !hhmm_valid(eg_json_str(eg_json_array_get(iv, 1)))) {
+            !hhmm_valid_as(eg_json_str(eg_json_array_get(iv, 0)), false) ||
+            !hhmm_valid_as(eg_json_str(eg_json_array_get(iv, 1)), true)) {
             snprintf(err, errlen, "%s[%zu] must be [\"HH:MM\", \"HH:MM\"]", path, i);
             return EG_EINVAL;
         }
@@ -127,6 +134,55 @@ static eg_status_t hours_valid(const eg_json_t *bh, char *err, size_t errlen)
         snprintf(path, sizeof path, "businessHours.%s", k);
         if (intervals_valid(v, path, err, errlen) != EG_OK)
             return EG_EINVAL;
+    }
+    return EG_OK;
+}
+
+/* "YYYY-MM-DD", a real calendar date. */
+static bool date_valid(const char *s)
+{
+    char iso[32];
+    int64_t ms;
+    if (!s || strlen(s) != 10)
+        return false;
+    snprintf(iso, sizeof iso, "%sT00:00Z", s);
+    return eg_time_parse_iso(iso, strlen(iso), &ms) == EG_OK;
+}
+
+static eg_status_t days_valid(const eg_json_t *root, char *err, size_t errlen)
+{
+    eg_json_t *h = eg_json_get(root, "holidays");
+    if (h) {
+        if (!eg_json_is_array(h)) {
+            snprintf(err, errlen, "holidays must be an array of \"YYYY-MM-DD\" dates");
+            return EG_EINVAL;
+        }
+        for (size_t i = 0; i < eg_json_array_size(h); i++) {
+            if (!date_valid(eg_json_str(eg_json_array_get(h, i)))) {
+                snprintf(err, errlen, "holidays[%zu] must be a date \"YYYY-MM-DD\"", i);
+                return EG_EINVAL;
+            }
+        }
+    }
+    eg_json_t *sd = eg_json_get(root, "specialDays");
+    if (sd) {
+        if (!eg_json_is_object(sd)) {
+            snprintf(err, errlen, "specialDays must map \"YYYY-MM-DD\" to a list of intervals");
+            return EG_EINVAL;
+        }
+        void *it = NULL;
+        const char *day;
+        eg_json_t *v;
+        while (eg_json_object_next(sd, &it, &day, &v)) {
+            char path[48];
+            if (!date_valid(day)) {
+                snprintf(err, errlen, "specialDays.%.12s is not a date \"YYYY-MM-DD\"", day);
+                return EG_EINVAL;
+            }
+            snprintf(path, sizeof path, "specialDays.%s", day);
+            if (intervals_valid(v, path, err, errlen) != EG_OK)
+                return EG_EINVAL;
+        }
     }
     return EG_OK;
 }
@@ -219,6 +275,13 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
                   errlen) ||
         int_field(root, "priority", "priority", -1000000, 1000000, &cfg->priority, err, errlen) ||
         str_field(root, "dialMode", cfg->dial_mode, sizeof cfg->dial_mode, err, errlen))
+        goto out;
+    if (!eg_tz_valid(cfg->timezone)) {
+        snprintf(err, errlen, "timezone: '%.40s' is not a known time zone (e.g. America/New_York)",
+                 cfg->timezone);
+        goto out;
+    }
+    if (days_valid(root, err, errlen) != EG_OK)
         goto out;
     if (1440 % cfg->slot_minutes != 0) {
         snprintf(err, errlen, "slotMinutes must divide 1440 (a day) evenly");
