@@ -1,0 +1,208 @@
+/* End to end through the voice platform: a callback booked over HTTP is dialled by voice-sim,
+ * answered, handled by an agent, and its whole history lands in PostgreSQL. */
+#define _DEFAULT_SOURCE
+#include <time.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "engage/ids.h"
+#include "engage/pg.h"
+#include "engage/store.h"
+#include "engage/timeutil.h"
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A number voice-sim answers (not ending in 91..96), unique per call. */
+static void answered_phone(char out[20])
+{
+    unsigned r;
+    eg_random_bytes(&r, sizeof r);
+    snprintf(out, 20, "+1666%05u%02u", r % 100000u, 10 + (r >> 20) % 80);
+}
+
+static char *create_in(const char *service, const char *phone, const char *desired)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"serviceName\":\"%s\",\"phoneNumber\":\"%s\"%s%s%s}", service,
+             phone, desired ? ",\"desiredTime\":\"" : "", desired ? desired : "",
+             desired ? "\"" : "");
+    e2e_resp_t r = e2e_post("/engagement/v3/callbacks/create", e2e_env("ENGAGE_API_KEY"), body);
+    cr_assert_eq(r.status, 200, "create: %d %s", r.status, e2e_message(&r));
+    char *id = strdup(e2e_data_str(&r, "id"));
+    e2e_free(&r);
+    return id;
+}
+
+static char *create(const char *phone, const char *desired)
+{
+    return create_in(e2e_env("ENGAGE_DEMO_SERVICE"), phone, desired);
+}
+
+/* The states of a callback's events in PostgreSQL, in order, joined by spaces. */
+static void pg_states(eg_pg_t *pg, const char *id, char *out, size_t outlen, char *reason,
+                      size_t reasonlen)
+{
+    const char *params[] = {id};
+    eg_pg_res_t *res = NULL;
+    out[0] = reason[0] = '\0';
+    eg_status_t st = eg_pg_exec(pg,
+                                "SELECT state, coalesce(reason, '') FROM callback_events "
+                                "WHERE callback_id = $1::uuid ORDER BY at, event_id",
+                                1, params, &res);
+    cr_assert_eq(st, EG_OK, "query: %s", eg_pg_error(pg));
+    size_t pos = 0;
+    for (int i = 0; i < eg_pg_rows(res); i++) {
+        pos +=
+            (size_t)snprintf(out + pos, outlen - pos, "%s%s", i ? " " : "", eg_pg_value(res, i, 0));
+        snprintf(reason, reasonlen, "%s", eg_pg_value(res, i, 1));
+    }
+    eg_pg_res_free(res);
+}
+
+Test(lifecycle, immediate_callback_reaches_agent_and_postgres_within_10s, .timeout = 30)
+{
+    char phone[20], states[256], reason[64];
+    answered_phone(phone);
+    char *id = create(phone, NULL);
+    eg_pg_t *pg = NULL;
+    cr_assert_eq(eg_pg_open(&pg, e2e_env("ENGAGE_PG_DSN")), EG_OK);
+    int64_t deadline = eg_mono_ms() + 10000;
+    do {
+        pg_states(pg, id, states, sizeof states, reason, sizeof reason);
+        if (strstr(states, "COMPLETED"))
+            break;
+        sleep_ms(100);
+    } while (eg_mono_ms() < deadline);
+    cr_expect_str_eq(states, "QUEUED ROUTING ROUTING PROCESSING COMPLETED",
+                     "events in PostgreSQL: %s", states);
+    cr_expect_str_eq(reason, "AGENT_CONNECTED");
+
+    const char *params[] = {id};
+    eg_pg_res_t *res = NULL;
+    cr_assert_eq(eg_pg_exec(pg,
+                            "SELECT state, reason, attempts, phone FROM callbacks WHERE id = "
+                            "$1::uuid",
+                            1, params, &res),
+                 EG_OK);
+    cr_assert_eq(eg_pg_rows(res), 1, "one row in callbacks");
+    cr_expect_str_eq(eg_pg_value(res, 0, 0), "COMPLETED");
+    cr_expect_str_eq(eg_pg_value(res, 0, 1), "AGENT_CONNECTED");
+    cr_expect_str_eq(eg_pg_value(res, 0, 2), "1");
+    cr_expect_str_eq(eg_pg_value(res, 0, 3), phone);
+    eg_pg_res_free(res);
+
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    e2e_resp_t r = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+    cr_expect_str_eq(e2e_data_str(&r, "callbackState"), "COMPLETED");
+    cr_expect_str_eq(e2e_data_str(&r, "callbackReason"), "AGENT_CONNECTED");
+    e2e_free(&r);
+    eg_pg_close(pg);
+    free(id);
+}
+
+/* Count the voice commands of a type for a callback. */
+static int commands_for(eg_store_t *voice, const char *id, const char *type)
+{
+    const char *argv[] = {"XRANGE", e2e_env("ENGAGE_VOICE_COMMANDS_STREAM"), "-", "+"};
+    eg_reply_t *r = NULL;
+    cr_assert_eq(eg_store_command(voice, 4, argv, NULL, &r), EG_OK);
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const eg_reply_t *f = r->element[i]->element[1];
+        const char *t = NULL, *cb = NULL;
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (strcmp(f->element[j]->str, "type") == 0)
+                t = f->element[j + 1]->str;
+            if (strcmp(f->element[j]->str, "callback_id") == 0)
+                cb = f->element[j + 1]->str;
+        }
+        if (t && cb && strcmp(t, type) == 0 && strcmp(cb, id) == 0)
+            n++;
+    }
+    eg_reply_free(r);
+    return n;
+}
+
+Test(lifecycle, cancelled_scheduled_callback_gets_cancel_and_never_dial, .timeout = 30)
+{
+    char phone[20], iso[EG_ISO_LEN + 1];
+    answered_phone(phone);
+    /* Due in 4 s: had the cancel not worked, the dispatcher would dial it before we look. */
+    eg_time_format_iso(eg_now_ms() + 4000, iso);
+    char *id = create(phone, iso), body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    e2e_resp_t r = e2e_post("/engagement/v3/callbacks/cancel", e2e_env("ENGAGE_API_KEY"), body);
+    cr_assert_eq(r.status, 200);
+    e2e_free(&r);
+    eg_store_t *voice = NULL;
+    cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
+    int64_t deadline = eg_mono_ms() + 10000;
+    while (commands_for(voice, id, "cancel") == 0 && eg_mono_ms() < deadline)
+        sleep_ms(100);
+    cr_expect_eq(commands_for(voice, id, "cancel"), 1, "one cancel command");
+    sleep_ms(5000); /* past its desired time */
+    cr_expect_eq(commands_for(voice, id, "dial"), 0, "never dialled");
+    eg_store_close(voice);
+    free(id);
+}
+
+Test(lifecycle, scheduled_callback_is_dialled_at_its_time, .timeout = 30)
+{
+    char phone[20], iso[EG_ISO_LEN + 1];
+    answered_phone(phone);
+    int64_t when = eg_now_ms() + 2000;
+    eg_time_format_iso(when, iso);
+    char *id = create(phone, iso);
+    eg_store_t *voice = NULL;
+    cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
+    sleep_ms(1000);
+    cr_expect_eq(commands_for(voice, id, "dial"), 0, "not dialled before its time");
+    int64_t deadline = eg_now_ms() + 8000;
+    while (commands_for(voice, id, "dial") == 0 && eg_now_ms() < deadline)
+        sleep_ms(50);
+    int64_t late = eg_now_ms() - when;
+    cr_expect_eq(commands_for(voice, id, "dial"), 1, "dialled once");
+    cr_expect(late < 2000, "dialled %lld ms after its time", (long long)late);
+    eg_store_close(voice);
+    free(id);
+}
+
+Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
+{
+    /* Numbers ending in 91 are busy on every attempt: a service with 3 attempts 1 s apart
+     * retries twice, then completes with FAIL_CALL_TO_CUSTOMER. */
+    char phone[20], service[48], path[96];
+    unsigned r;
+    eg_random_bytes(&r, sizeof r);
+    snprintf(phone, sizeof phone, "+1777%05u91", r % 100000u);
+    snprintf(service, sizeof service, "retry-%u", r);
+    snprintf(path, sizeof path, "/ges/api/v1/services/%s", service);
+    e2e_resp_t put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL,
+                              "{\"retry\":{\"maxAttempts\":3,\"delaySeconds\":1}}");
+    cr_assert_eq(put.status, 201, "service: %d %s", put.status, e2e_message(&put));
+    e2e_free(&put);
+    char *id = create_in(service, phone, NULL), body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    const char *state = NULL;
+    e2e_resp_t resp = {0};
+    int64_t deadline = eg_mono_ms() + 35000;
+    while (eg_mono_ms() < deadline) {
+        e2e_free(&resp);
+        resp = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+        state = e2e_data_str(&resp, "callbackState");
+        if (state && strcmp(state, "COMPLETED") == 0)
+            break;
+        sleep_ms(200);
+    }
+    cr_assert_str_eq(state, "COMPLETED");
+    cr_expect_str_eq(e2e_data_str(&resp, "callbackReason"), "FAIL_CALL_TO_CUSTOMER");
+    int attempts = (int)eg_json_int(eg_json_get(eg_json_get(resp.body, "data"), "attempts"));
+    cr_expect_eq(attempts, 3, "three attempts (%d)", attempts);
+    e2e_free(&resp);
+    free(id);
+}
