@@ -27,8 +27,17 @@ void eg_time_format_iso(int64_t ms, char out[EG_ISO_LEN + 1])
     time_t t = (time_t)secs;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, EG_ISO_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+    /* Years past 9999 do not fit the fixed width: clamp rather than truncate mid-field. */
+    int year = tm.tm_year + 1900;
+    if (year > 9999)
+        year = 9999;
+    if (year < 0)
+        year = 0;
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+    memcpy(out, tmp, EG_ISO_LEN);
+    out[EG_ISO_LEN] = '\0';
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
