@@ -1,0 +1,352 @@
+/* engage-archiver: the PostgreSQL history of every callback. It consumes the lifecycle events
+ * of the ENGAGE_EVENTS JetStream stream (engage.events.>) with a durable pull consumer
+ * (ENGAGE_ARCHIVER_DURABLE, default "archiver"; a new name replays the whole stream) and writes
+ * them into callbacks, callback_data and callback_events (archive.c holds the rules that make
+ * the writes idempotent and keep state from moving backwards).
+ *
+ * Delivery: a batch of up to BATCH_MAX messages is written in one transaction, and its
+ * messages are acknowledged only after the commit, so an event is never lost between
+ * JetStream and PostgreSQL: a crash before the ack means a redelivery, which the idempotent
+ * writes absorb. A message that is not an Event, or an Event that can never be written (bad
+ * ids, data the database refuses), is logged and terminated, so it never holds back the stream.
+ * When PostgreSQL fails the batch for another reason, its messages are negatively acknowledged
+ * with a delay of NAK_DELAY_MS and come back; eg_pg reconnects on the next statement.
+ *
+ * Threading model: the main thread starts everything (frame, migrations, bus, consumer), then
+ * waits for SIGTERM/SIGINT. One consumer thread owns the pull consumer and its own PostgreSQL
+ * connection; nothing else touches either (the main thread closes them after joining it). When
+ * a fetch fails (the durable was deleted, the server restarted) the thread binds the consumer
+ * again; readiness reports it unbound meanwhile. It fetches with a FETCH_WAIT_MS wait, so it sees
+ * the stop flag at least that often; on stop it finishes (commits and acknowledges) the batch in
+ * hand and returns, and the main thread joins it, then closes the consumer, the connection and
+ * the bus. Readiness checks run on HTTP threads: they read the bus's thread-safe connection
+ * state and an atomic flag, and open a short-lived PostgreSQL connection of their own. Metrics
+ * are atomics, safe from any thread. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "archive.h"
+#include "engage.pb-c.h"
+#include "engage/bus.h"
+#include "engage/config.h"
+#include "engage/events.h"
+#include "engage/log.h"
+#include "engage/pg.h"
+#include "engage/service.h"
+#include "engage/subjects.h"
+#include "engage/timeutil.h"
+
+#define BATCH_MAX 200
+#define FETCH_WAIT_MS 200
+#define ACK_WAIT_S 30
+#define NAK_DELAY_MS 1000
+#define REBIND_MS 1000
+
+typedef struct {
+    const eg_config_t *cfg;
+    const char *durable;
+    eg_bus_t *bus;
+    eg_bus_consumer_t *consumer;
+    eg_pg_t *pg;          /* the consumer thread's */
+    atomic_bool bus_open; /* a->bus may be read (set once it is open) */
+    atomic_bool bound;
+    atomic_bool stop;
+    eg_counter_t *events;
+    eg_counter_t *batches;
+    eg_counter_t *errors;
+    eg_counter_t *rejected;
+    eg_gauge_t *lag;
+    eg_histogram_t *commit_time;
+} archiver_t;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
+{
+    archiver_t *a = arg;
+    /* a->bus is set before bus_open, and closed only after the HTTP threads stopped. */
+    if (atomic_load(&a->bus_open) && eg_bus_connected(a->bus))
+        return EG_OK;
+    snprintf(why, whylen, "not connected to NATS");
+    return EG_EUNAVAIL;
+}
+
+static eg_status_t ready_pg(void *arg, char *why, size_t whylen)
+{
+    archiver_t *a = arg;
+    eg_pg_t *pg = NULL;
+    eg_status_t rc = eg_pg_open(&pg, a->cfg->pg_dsn);
+    if (rc == EG_OK)
+        rc = eg_pg_ping(pg);
+    if (rc != EG_OK)
+        snprintf(why, whylen, "PostgreSQL: %s", eg_status_str(rc));
+    eg_pg_close(pg);
+    return rc;
+}
+
+static eg_status_t ready_consumer(void *arg, char *why, size_t whylen)
+{
+    archiver_t *a = arg;
+    if (atomic_load(&a->bound))
+        return EG_OK;
+    snprintf(why, whylen, "not bound to consumer %s", a->durable);
+    return EG_EUNAVAIL;
+}
+
+static void register_metrics(archiver_t *a, eg_metrics_t *m)
+{
+    static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,   0.25,   0.5,   1,    2.5,   5};
+    a->events = eg_metrics_counter(m, "engage_archiver_events_total",
+                                   "Lifecycle events written to PostgreSQL", NULL);
+    a->batches = eg_metrics_counter(m, "engage_archiver_batches_total",
+                                    "Batches of events committed to PostgreSQL", NULL);
+    a->errors = eg_metrics_counter(m, "engage_archiver_errors_total",
+                                   "Batches that PostgreSQL failed (their events are redelivered "
+                                   "or, when refused, dropped)",
+                                   NULL);
+    a->rejected =
+        eg_metrics_counter(m, "engage_archiver_rejected_total",
+                           "Messages dropped: not an event, or data PostgreSQL refuses", NULL);
+    a->lag =
+        eg_metrics_gauge(m, "engage_archiver_lag_seconds",
+                         "Now minus the time of the newest event of the last batch written", NULL);
+    a->commit_time = eg_metrics_histogram(m, "engage_archiver_batch_seconds",
+                                          "Time to write and commit one batch", NULL, bounds,
+                                          sizeof bounds / sizeof bounds[0]);
+}
+
+/* Drop a message for good (never redelivered). */
+static void reject(archiver_t *a, eg_bus_jsmsg_t *m)
+{
+    eg_status_t st = eg_bus_jsmsg_term(m);
+    if (st != EG_OK)
+        eg_log_warn("cannot terminate message %" PRIu64 ": %s", eg_bus_jsmsg_seq(m),
+                    eg_status_str(st));
+    eg_counter_inc(a->rejected);
+}
+
+/* Decode msgs[0..count), drop what cannot be written, write the rest, and settle each message.
+ * Takes ownership of the messages. */
+static void handle_batch(archiver_t *a, eg_bus_jsmsg_t **msgs, int count)
+{
+    eg_bus_jsmsg_t *kept[BATCH_MAX];
+    Eg__Event *events[BATCH_MAX];
+    archive_outcome_t outcomes[BATCH_MAX];
+    size_t n = 0;
+    char why[128];
+
+    for (int i = 0; i < count; i++) {
+        eg_bus_jsmsg_t *m = msgs[i];
+        Eg__Event *ev = eg__event__unpack(NULL, eg_bus_jsmsg_len(m), eg_bus_jsmsg_data(m));
+        if (ev == NULL || !archive_event_check(ev, why, sizeof why)) {
+            eg_log_set_corr(eg_bus_jsmsg_corr_id(m));
+            eg_log_error("dropping message %" PRIu64 " on %s (msg id %s): %s", eg_bus_jsmsg_seq(m),
+                         eg_bus_jsmsg_subject(m), eg_bus_jsmsg_id(m) ? eg_bus_jsmsg_id(m) : "none",
+                         ev == NULL ? "not an Event protobuf" : why);
+            eg_log_set_corr(NULL);
+            reject(a, m);
+            eg__event__free_unpacked(ev, NULL);
+            eg_bus_jsmsg_free(m);
+            continue;
+        }
+        kept[n] = m;
+        events[n] = ev;
+        n++;
+    }
+    if (n == 0)
+        return;
+
+    int64_t t0 = eg_mono_ms();
+    eg_status_t st = archive_write(a->pg, (const Eg__Event *const *)events, n, outcomes);
+    if (st == EG_OK) {
+        eg_histogram_observe(a->commit_time, (double)(eg_mono_ms() - t0) / 1000.0);
+        eg_counter_inc(a->batches);
+    } else {
+        eg_counter_inc(a->errors);
+    }
+
+    int64_t newest = 0;
+    uint64_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        eg_status_t ack = EG_OK;
+        switch (outcomes[i]) {
+        case ARCHIVE_DONE:
+            done++;
+            if (events[i]->at_ms > newest)
+                newest = events[i]->at_ms;
+            ack = eg_bus_jsmsg_ack(kept[i]);
+            break;
+        case ARCHIVE_RETRY:
+            ack = eg_bus_jsmsg_nak(kept[i], NAK_DELAY_MS);
+            break;
+        case ARCHIVE_REJECT:
+            reject(a, kept[i]);
+            break;
+        }
+        if (ack != EG_OK)
+            /* Not fatal: the message comes back after the ack wait and rewrites nothing. */
+            eg_log_warn("cannot settle message %" PRIu64 ": %s", eg_bus_jsmsg_seq(kept[i]),
+                        eg_status_str(ack));
+        eg__event__free_unpacked(events[i], NULL);
+        eg_bus_jsmsg_free(kept[i]);
+    }
+    eg_counter_add(a->events, done);
+    if (done > 0)
+        eg_gauge_set(a->lag, (double)(eg_now_ms() - newest) / 1000.0);
+}
+
+/* Ensure the stream and bind the durable consumer (one attempt). */
+static eg_status_t bind_once(archiver_t *a)
+{
+    eg_status_t st = eg_events_stream_ensure(a->bus);
+    if (st == EG_OK)
+        st = eg_bus_js_consumer_open(a->bus, EG_STREAM_EVENTS, a->durable, EG_SUBJ_EVENTS_ALL,
+                                     ACK_WAIT_S, &a->consumer);
+    atomic_store(&a->bound, st == EG_OK);
+    return st;
+}
+
+static void *consume(void *arg)
+{
+    archiver_t *a = arg;
+    eg_bus_jsmsg_t *msgs[BATCH_MAX];
+
+    while (!atomic_load(&a->stop)) {
+        int count = 0;
+        eg_status_t st;
+        if (a->consumer == NULL) {
+            /* Lost it (see below): bind again, at most every REBIND_MS. Not while NATS is
+             * down: the JetStream API calls would wait out their timeouts and delay a stop. */
+            if (eg_bus_connected(a->bus) && bind_once(a) == EG_OK)
+                eg_log_info("bound to consumer %s again", a->durable);
+            else
+                sleep_ms(REBIND_MS);
+            continue;
+        }
+        st = eg_bus_js_fetch(a->consumer, BATCH_MAX, FETCH_WAIT_MS, msgs, &count);
+        if (count > 0) {
+            handle_batch(a, msgs, count);
+        } else if (st != EG_OK && st != EG_ETIMEOUT) {
+            /* A failed fetch (the consumer was deleted, or the connection is down) does not
+             * repeat itself: later fetches just time out, and the archiver would idle for good.
+             * So drop the subscription and bind anew, which also re-creates a deleted durable
+             * (it then starts from the beginning of the stream; the writes are idempotent). */
+            eg_log_warn("fetch from consumer %s failed (%s); binding again", a->durable,
+                        eg_status_str(st));
+            atomic_store(&a->bound, false);
+            eg_bus_consumer_close(a->consumer);
+            a->consumer = NULL;
+            sleep_ms(FETCH_WAIT_MS);
+        }
+    }
+    return NULL;
+}
+
+/* Apply migrations; retried for a while so the archiver may start before PostgreSQL. */
+static eg_status_t migrate(const eg_config_t *cfg)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    for (int i = 0; i < 60 && st != EG_OK; i++) {
+        eg_pg_t *pg = NULL;
+        int applied = 0;
+        st = eg_pg_open(&pg, cfg->pg_dsn);
+        if (st == EG_OK)
+            st = eg_pg_migrate(pg, &applied);
+        if (st == EG_OK && applied)
+            eg_log_info("applied %d schema migration(s)", applied);
+        if (st != EG_OK) {
+            eg_log_warn("migrations failed (%s): %s; retrying", eg_status_str(st),
+                        pg ? eg_pg_error(pg) : "no connection");
+            sleep_ms(500);
+        }
+        eg_pg_close(pg);
+    }
+    return st;
+}
+
+/* Bind at start; retried while JetStream comes up. */
+static eg_status_t bind_consumer(archiver_t *a)
+{
+    eg_status_t st = EG_EUNAVAIL;
+    for (int i = 0; i < 20 && st != EG_OK; i++) {
+        st = bind_once(a);
+        if (st != EG_OK) {
+            eg_log_warn("cannot bind consumer %s (%s); retrying", a->durable, eg_status_str(st));
+            sleep_ms(500);
+        }
+    }
+    return st;
+}
+
+int main(void)
+{
+    eg_config_t cfg;
+    eg_config_load(&cfg, "archiver");
+    eg_service_t *svc = NULL;
+    archiver_t a = {.cfg = &cfg,
+                    .durable = eg_config_str("ENGAGE_ARCHIVER_DURABLE", EG_DURABLE_ARCHIVER)};
+    pthread_t consumer_thread;
+    bool started = false;
+    int rc = 1;
+
+    atomic_init(&a.bus_open, false);
+    atomic_init(&a.bound, false);
+    atomic_init(&a.stop, false);
+    if (eg_service_start(&svc, &cfg, false) != EG_OK)
+        goto out;
+    register_metrics(&a, eg_service_metrics(svc));
+    eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &a);
+    eg_health_add_check(eg_service_health(svc), "postgres", ready_pg, &a);
+    eg_health_add_check(eg_service_health(svc), "consumer", ready_consumer, &a);
+
+    if (migrate(&cfg) != EG_OK) {
+        eg_log_error("cannot apply schema migrations; giving up");
+        goto out;
+    }
+    if (eg_pg_open(&a.pg, cfg.pg_dsn) != EG_OK) {
+        eg_log_error("cannot connect to PostgreSQL");
+        goto out;
+    }
+    if (eg_bus_open(&a.bus, cfg.nats_url, cfg.instance_id, 10000) != EG_OK) {
+        eg_log_error("cannot connect to NATS");
+        goto out;
+    }
+    atomic_store(&a.bus_open, true);
+    if (bind_consumer(&a) != EG_OK) {
+        eg_log_error("cannot bind the durable consumer %s on %s; giving up", a.durable,
+                     EG_STREAM_EVENTS);
+        goto out;
+    }
+    if (pthread_create(&consumer_thread, NULL, consume, &a) != 0) {
+        eg_log_error("cannot start the consumer thread");
+        goto out;
+    }
+    started = true;
+    eg_service_register(svc);
+    eg_log_info("archiver ready: consumer %s on %s", a.durable, EG_SUBJ_EVENTS_ALL);
+    eg_service_wait(svc);
+    rc = 0;
+out:
+    atomic_store(&a.stop, true);
+    if (started)
+        pthread_join(consumer_thread, NULL);
+    atomic_store(&a.bound, false);
+    eg_service_stop(svc);
+    eg_bus_consumer_close(a.consumer);
+    eg_bus_close(a.bus);
+    eg_pg_close(a.pg);
+    eg_bus_shutdown();
+    eg_log_info("archiver stopped");
+    eg_config_free(&cfg);
+    return rc;
+}
