@@ -29,12 +29,14 @@ source "$ROOT/scripts/suite.sh"
 BUILD_DIR="$(abspath "${ENGAGE_TEST_BUILD_DIR:-$ROOT/build-test}")"
 TEST_TIMEOUT="${ENGAGE_TEST_TIMEOUT:-300}"
 FILTER="${ENGAGE_TEST_FILTER:-}"
-SERVICE_ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+SERVICE_ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 
 # Sanitizer settings: the services get SERVICE_ASAN_OPTIONS; tests keep ASan's defaults.
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}"
 export ENGAGE_SERVICE_ASAN_OPTIONS="$SERVICE_ASAN_OPTIONS"
-SUITE_SERVICE_ENV=("ASAN_OPTIONS=$SERVICE_ASAN_OPTIONS" "UBSAN_OPTIONS=$UBSAN_OPTIONS")
+SUITE_SERVICE_ENV=("ASAN_OPTIONS=$SERVICE_ASAN_OPTIONS" "UBSAN_OPTIONS=$UBSAN_OPTIONS"
+    "LSAN_OPTIONS=$LSAN_OPTIONS")
 # The private suite registers with no Consul (tests/e2e/consul_test.sh brings its own fake).
 unset ENGAGE_CONSUL_ADDR
 
