@@ -66,4 +66,24 @@ SCHEDULED | QUEUED | ROUTING | PROCESSING | COMPLETED) ;;
     ;;
 esac
 echo "  ok: $rid is $state"
+
+# Then the walking skeleton's promise: the callback goes through the voice platform (voice-sim)
+# to COMPLETED, and PostgreSQL holds its row and at least four events.
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+load_env_file "$ENGAGE_ENV_FILE"
+echo "checking $id reaches COMPLETED with its row and >= 4 events in PostgreSQL within 15 s"
+for _ in $(seq 1 75); do
+    row="$(psql "$ENGAGE_PG_DSN" -Atc "SELECT state || ' ' || coalesce(reason, '') || ' ' ||
+        (SELECT count(*) FROM callback_events e WHERE e.callback_id = c.id)
+        FROM callbacks c WHERE c.id = '$id'")"
+    read -r pstate preason nevents <<<"${row:-none none 0}"
+    [[ "$pstate" == COMPLETED && "$nevents" -ge 4 ]] && break
+    sleep 0.2
+done
+if [[ "$pstate" != COMPLETED || "$nevents" -lt 4 ]]; then
+    echo "FAIL: PostgreSQL shows '$row' for $id (want COMPLETED with >= 4 events)"
+    exit 1
+fi
+echo "  ok: $pstate $preason with $nevents events"
 echo "readme_test: OK"
