@@ -147,29 +147,63 @@ static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg,
     return st == EG_EPROTO ? EG_EIO : st;
 }
 
+static eg_status_t handle_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_callback_op(w, bus, msg, "create");
+}
+static eg_status_t handle_retrieve(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_callback_op(w, bus, msg, "retrieve");
+}
+static eg_status_t handle_cancel(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_callback_op(w, bus, msg, "cancel");
+}
+static eg_status_t handle_progress(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_callback_op(w, bus, msg, "progress");
+}
+static eg_status_t handle_service_put(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_service(w, bus, msg, true);
+}
+static eg_status_t handle_service_get(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_service(w, bus, msg, false);
+}
+
+/* Every request subject and its handler. A module adds its operations here (one line each);
+ * its handlers have the rpc_fn signature of rpc.h. */
+static const struct {
+    const char *subject;
+    rpc_fn fn;
+} routes[] = {
+    {EG_SUBJ_AUTH, handle_auth},
+    {EG_SUBJ_CREATE, handle_create},
+    {EG_SUBJ_RETRIEVE, handle_retrieve},
+    {EG_SUBJ_CANCEL, handle_cancel},
+    {EG_SUBJ_PROGRESS, handle_progress},
+    {EG_SUBJ_SERVICE_PUT, handle_service_put},
+    {EG_SUBJ_SERVICE_GET, handle_service_get},
+};
+
 void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
 {
     worker_t *w = arg;
     int64_t t0 = eg_mono_ms();
     const char *subject = eg_bus_msg_subject(msg);
-    const char *op = subject + strlen(EG_SUBJ_SCHED_PREFIX);
     eg_log_set_corr(eg_bus_msg_corr_id(msg));
     eg_counter_inc(w->s->requests);
 
     /* A handler returns EG_EPROTO only when it could not decode the request and so has not
      * answered; every other status has been answered already. */
-    eg_status_t st;
-    if (strcmp(subject, EG_SUBJ_AUTH) == 0)
-        st = handle_auth(w, bus, msg);
-    else if (strcmp(subject, EG_SUBJ_CREATE) == 0 || strcmp(subject, EG_SUBJ_RETRIEVE) == 0 ||
-             strcmp(subject, EG_SUBJ_CANCEL) == 0 || strcmp(subject, EG_SUBJ_PROGRESS) == 0)
-        st = handle_callback_op(w, bus, msg, op);
-    else if (strcmp(subject, EG_SUBJ_SERVICE_PUT) == 0)
-        st = handle_service(w, bus, msg, true);
-    else if (strcmp(subject, EG_SUBJ_SERVICE_GET) == 0)
-        st = handle_service(w, bus, msg, false);
-    else
-        st = EG_EPROTO;
+    eg_status_t st = EG_EPROTO;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        if (strcmp(subject, routes[i].subject) == 0) {
+            st = routes[i].fn(w, bus, msg);
+            break;
+        }
+    }
 
     if (st == EG_EPROTO) {
         eg_log_warn("request on %s could not be decoded", subject);
