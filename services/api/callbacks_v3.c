@@ -65,6 +65,21 @@ static int reply_status(eg_http_req_t *req, const Eg__Status *s)
     return eg_status_http(st);
 }
 
+/* A full slot: 429 with data.slots mapping each proposed slot's UTC start to its free places
+ * (GES's shape). */
+static int reply_full(eg_http_req_t *req, const Eg__CallbackReply *r)
+{
+    eg_json_t *data = eg_json_object(), *slots = eg_json_object();
+    for (size_t i = 0; i < r->n_proposals; i++) {
+        char iso[EG_ISO_LEN + 1];
+        eg_time_format_iso(r->proposals[i]->start_ms, iso);
+        eg_json_set_int(slots, iso, r->proposals[i]->free);
+    }
+    eg_json_set(data, "slots", slots);
+    eg_http_reply_envelope(req, 429, r->status->message, data);
+    return 429;
+}
+
 static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *who)
 {
     const char *body;
@@ -77,9 +92,16 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
         eg_http_reply_error(req, EG_EINVAL, err);
         return 400;
     }
+    const char *idem = eg_http_header(req, "Idempotency-Key");
+    if (idem && (strlen(idem) == 0 || strlen(idem) > 128)) {
+        api_create_request_clear(&cr);
+        eg_http_reply_error(req, EG_EINVAL, "Idempotency-Key: must be 1 to 128 characters");
+        return 400;
+    }
     char id[EG_UUID_STR_LEN + 1];
     eg_uuid_v7_str(id);
     cr.id = id;
+    cr.idempotency_key = (char *)(idem ? idem : protobuf_c_empty_string);
     cr.tenant_id = (char *)who->tenant;
     cr.origin = EG__ORIGIN__ORIGIN_API;
     size_t n = eg__create_request__get_packed_size(&cr);
@@ -87,6 +109,7 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
     eg__create_request__pack(&cr, buf);
     cr.id = (char *)protobuf_c_empty_string;
     cr.tenant_id = (char *)protobuf_c_empty_string;
+    cr.idempotency_key = (char *)protobuf_c_empty_string;
     api_create_request_clear(&cr);
 
     int code;
@@ -101,16 +124,7 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
         eg_http_reply_envelope(req, 200, "OK", data);
         code = 200;
     } else if (st == EG_EFULL) {
-        /* GES shape: data.slots maps each proposed slot's UTC start to its free places. */
-        eg_json_t *data = eg_json_object(), *slots = eg_json_object();
-        for (size_t i = 0; i < r->n_proposals; i++) {
-            char iso[EG_ISO_LEN + 1];
-            eg_time_format_iso(r->proposals[i]->start_ms, iso);
-            eg_json_set_int(slots, iso, r->proposals[i]->free);
-        }
-        eg_json_set(data, "slots", slots);
-        eg_http_reply_envelope(req, 429, r->status->message, data);
-        code = 429;
+        code = reply_full(req, r);
     } else {
         code = reply_status(req, r->status);
     }
@@ -183,6 +197,129 @@ static int handle_by_id(api_t *api, eg_http_req_t *req, const api_identity_t *wh
     return code;
 }
 
+static int handle_reschedule(api_t *api, eg_http_req_t *req, const api_identity_t *who)
+{
+    const char *body;
+    size_t len;
+    char err[256], id[EG_UUID_STR_LEN + 1];
+    int64_t when = 0;
+    if (!read_body(req, &body, &len))
+        return 413;
+    if (api_parse_reschedule(body, len, id, &when, err, sizeof err) != EG_OK) {
+        eg_http_reply_error(req, EG_EINVAL, err);
+        return 400;
+    }
+    Eg__RescheduleRequest rr = EG__RESCHEDULE_REQUEST__INIT;
+    rr.tenant_id = (char *)who->tenant;
+    rr.id = id;
+    rr.desired_time_ms = when;
+    uint8_t buf[256];
+    size_t n = eg__reschedule_request__get_packed_size(&rr);
+    eg__reschedule_request__pack(&rr, buf);
+    Eg__CallbackReply *r = call(api, req, EG_SUBJ_RESCHEDULE, buf, n);
+    if (!r)
+        return 503;
+    int code;
+    if (r->status->code == EG_OK && r->callback) {
+        char iso[EG_ISO_LEN + 1];
+        eg_json_t *data = eg_json_object();
+        eg_json_set_str(data, "id", r->callback->id);
+        eg_time_format_iso(r->callback->desired_time_ms, iso);
+        eg_json_set_str(data, "desiredTime", iso);
+        eg_http_reply_envelope(req, 200, "OK", data);
+        code = 200;
+    } else if (r->status->code == EG_EFULL) {
+        code = reply_full(req, r);
+    } else {
+        code = reply_status(req, r->status);
+    }
+    eg__callback_reply__free_unpacked(r, NULL);
+    return code;
+}
+
+/* Read an optional integer query parameter in [min, max]. */
+static bool query_int(eg_http_req_t *req, const char *name, int min, int max, int *out)
+{
+    char v[24], msg[128];
+    eg_status_t st = eg_http_query_param(req, name, v, sizeof v);
+    if (st == EG_ENOTFOUND)
+        return true;
+    char *end = NULL;
+    long n = st == EG_OK ? strtol(v, &end, 10) : 0;
+    if (st != EG_OK || !*v || *end || n < min || n > max) {
+        snprintf(msg, sizeof msg, "%s: must be an integer from %d to %d", name, min, max);
+        eg_http_reply_error(req, EG_EINVAL, msg);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+static int handle_find(api_t *api, eg_http_req_t *req, const api_identity_t *who)
+{
+    char phone[40], service[80] = "", state[24] = "";
+    int limit = 20, offset = 0, st_code = 0;
+    if (eg_http_query_param(req, "phoneNumber", phone, sizeof phone) != EG_OK ||
+        !api_phone_valid(phone)) {
+        eg_http_reply_error(req, EG_EINVAL,
+                            "phoneNumber: required, an E.164 number ('+' then 8 to 15 digits)");
+        return 400;
+    }
+    eg_status_t qs = eg_http_query_param(req, "serviceName", service, sizeof service);
+    if (qs == EG_ETOOBIG) {
+        eg_http_reply_error(req, EG_EINVAL, "serviceName: at most 64 characters");
+        return 400;
+    }
+    if (eg_http_query_param(req, "state", state, sizeof state) == EG_OK && state[0]) {
+        st_code = eg_state_from_name(state);
+        if (st_code < 1) {
+            eg_http_reply_error(req, EG_EINVAL,
+                                "state: one of SCHEDULED, QUEUED, ROUTING, PROCESSING, COMPLETED");
+            return 400;
+        }
+    }
+    if (!query_int(req, "limit", 1, 100, &limit) || !query_int(req, "offset", 0, 1000, &offset))
+        return 400;
+    Eg__FindRequest fr = EG__FIND_REQUEST__INIT;
+    fr.tenant_id = (char *)who->tenant;
+    fr.phone = phone;
+    fr.service = service;
+    fr.state = st_code;
+    fr.limit = limit;
+    fr.offset = offset;
+    uint8_t buf[512];
+    size_t n = eg__find_request__get_packed_size(&fr);
+    eg__find_request__pack(&fr, buf);
+    void *raw = NULL;
+    size_t raw_len = 0;
+    if (sched_call(api, EG_SUBJ_FIND, buf, n, eg_http_corr_id(req), &raw, &raw_len) != EG_OK) {
+        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
+        return 503;
+    }
+    Eg__FindReply *r = eg__find_reply__unpack(NULL, raw_len, raw);
+    free(raw);
+    if (!r || !r->status || r->status->code != EG_OK) {
+        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
+        if (r)
+            eg__find_reply__free_unpacked(r, NULL);
+        return 503;
+    }
+    eg_json_t *data = eg_json_object(), *list = eg_json_array();
+    for (size_t i = 0; i < r->n_callbacks; i++) {
+        Eg__CallbackReply one = EG__CALLBACK_REPLY__INIT;
+        one.callback = r->callbacks[i];
+        one.estimated_wait_s = -1;
+        eg_json_append(list, callback_json(&one));
+    }
+    eg_json_set(data, "callbacks", list);
+    eg_json_set_int(data, "total", r->total);
+    eg_json_set_int(data, "limit", limit);
+    eg_json_set_int(data, "offset", offset);
+    eg_http_reply_envelope(req, 200, "OK", data);
+    eg__find_reply__free_unpacked(r, NULL);
+    return 200;
+}
+
 int v3_callbacks(eg_http_req_t *req, void *arg)
 {
     api_t *api = arg;
@@ -190,11 +327,15 @@ int v3_callbacks(eg_http_req_t *req, void *arg)
     const char *op = path + strlen("/engagement/v3/callbacks");
     if (*op == '/')
         op++;
-    if (strcmp(op, "create") != 0 && strcmp(op, "retrieve") != 0 && strcmp(op, "cancel") != 0)
+    bool post = strcmp(op, "create") == 0 || strcmp(op, "retrieve") == 0 ||
+                strcmp(op, "cancel") == 0 || strcmp(op, "reschedule") == 0;
+    bool get = strcmp(op, "find") == 0;
+    if (!post && !get)
         return v3_unknown(req, arg);
-    if (strcmp(eg_http_method(req), "POST") != 0) {
-        eg_http_add_header(req, "Allow", "POST");
-        eg_http_reply_envelope(req, 405, "method not allowed: use POST", NULL);
+    if (strcmp(eg_http_method(req), post ? "POST" : "GET") != 0) {
+        eg_http_add_header(req, "Allow", post ? "POST" : "GET");
+        eg_http_reply_envelope(
+            req, 405, post ? "method not allowed: use POST" : "method not allowed: use GET", NULL);
         return 405;
     }
     api_identity_t who;
@@ -204,6 +345,10 @@ int v3_callbacks(eg_http_req_t *req, void *arg)
         return handle_create(api, req, &who);
     if (strcmp(op, "retrieve") == 0)
         return handle_by_id(api, req, &who, EG_SUBJ_RETRIEVE, true);
+    if (strcmp(op, "reschedule") == 0)
+        return handle_reschedule(api, req, &who);
+    if (strcmp(op, "find") == 0)
+        return handle_find(api, req, &who);
     return handle_by_id(api, req, &who, EG_SUBJ_CANCEL, false);
 }
 

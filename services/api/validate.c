@@ -209,3 +209,25 @@ out:
     eg_json_free(root);
     return st;
 }
+
+eg_status_t api_parse_reschedule(const char *body, size_t len, char id[37], int64_t *desired_ms,
+                                 char *err, size_t errlen)
+{
+    eg_status_t st = api_parse_id(body, len, id, err, errlen);
+    if (st != EG_OK)
+        return st;
+    eg_json_t *root = eg_json_parse(body, len, API_MAX_JSON_DEPTH, NULL, 0);
+    eg_json_t *v = eg_json_get(root, "desiredTime");
+    st = EG_EINVAL;
+    if (!v)
+        snprintf(err, errlen, "desiredTime: is required");
+    else if (!eg_json_is_string(v) ||
+             eg_time_parse_iso(eg_json_str(v), eg_json_str_len(v), desired_ms) != EG_OK)
+        snprintf(err, errlen,
+                 "desiredTime: must be an ISO-8601 time with an offset, e.g. "
+                 "2026-11-28T19:00:00.000Z");
+    else
+        st = EG_OK;
+    eg_json_free(root);
+    return st;
+}

@@ -4,6 +4,7 @@
 #define API_VALIDATE_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engage.pb-c.h"
 #include "engage/json.h"
@@ -24,5 +25,9 @@ void api_create_request_clear(Eg__CreateRequest *req);
 
 /** Parse a body holding {"id": "<uuid>"}; the id is written lower-case into id. */
 eg_status_t api_parse_id(const char *body, size_t len, char id[37], char *err, size_t errlen);
+
+/** Parse {"id": "<uuid>", "desiredTime": "<ISO-8601>"} (reschedule). */
+eg_status_t api_parse_reschedule(const char *body, size_t len, char id[37], int64_t *desired_ms,
+                                 char *err, size_t errlen);
 
 #endif

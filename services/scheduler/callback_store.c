@@ -12,11 +12,29 @@
 #include "engage/log.h"
 #include "engage/mem.h"
 
-/* KEYS: cb, index, slots, outbox.
- * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob.
- * Returns 1 created, -1 exists, {0, used} slot full. */
+/* KEYS: cb, index, slots, outbox, active (SET of the number's live ids in the service),
+ *       day (ZSET of the number's creates in the service by time), phone (ZSET of the tenant's
+ *       ids for the number, for find), idem (the Idempotency-Key's id).
+ * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob,
+ *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none).
+ * Returns 1 created, -1 id exists, {0, used} slot full, {2, id} idempotent replay,
+ *         {3, n} per-day limit, {4, n} active limit. */
 static const char create_lua[] =
+    "if ARGV[12] ~= '' then\n"
+    "  local prev = redis.call('GET', KEYS[8])\n"
+    "  if prev then return {2, prev} end\n"
+    "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
+    "local now = tonumber(ARGV[9])\n"
+    "if tonumber(ARGV[11]) > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 86400000)\n"
+    "  local n = redis.call('ZCARD', KEYS[6])\n"
+    "  if n >= tonumber(ARGV[11]) then return {3, n} end\n"
+    "end\n"
+    "if tonumber(ARGV[10]) > 0 then\n"
+    "  local n = redis.call('SCARD', KEYS[5])\n"
+    "  if n >= tonumber(ARGV[10]) then return {4, n} end\n"
+    "end\n"
     "if ARGV[5] ~= '' then\n"
     "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')\n"
     "  if used >= tonumber(ARGV[6]) then return {0, used} end\n"
@@ -24,12 +42,19 @@ static const char create_lua[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])\n"
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
+    "redis.call('ZADD', KEYS[6], now, ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[6], 86400000)\n"
+    "redis.call('SADD', KEYS[5], ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[5], ARGV[4])\n"
+    "redis.call('ZADD', KEYS[7], now, ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[7], ARGV[4])\n"
+    "if ARGV[12] ~= '' then redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[12]) end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
     "return 1\n";
 
-/* KEYS: cb, from index, to index, slots, outbox.
+/* KEYS: cb, from index, to index, slots, outbox, active set of the number.
  * ARGV: old blob, new blob, id, to score ("" = none), ttl ms, slot field to release ("" none),
- *       event id, event blob.
+ *       event id, event blob, "1" when the callback is no longer live (leaves the active set).
  * Returns 1 done, 0 conflict (the record changed or vanished). */
 static const char transition_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -40,7 +65,26 @@ static const char transition_lua[] =
     "  if redis.call('HINCRBY', KEYS[4], ARGV[6], -1) <= 0 then\n"
     "    redis.call('HDEL', KEYS[4], ARGV[6]) end\n"
     "end\n"
+    "if ARGV[9] == '1' then redis.call('SREM', KEYS[6], ARGV[3]) end\n"
     "redis.call('XADD', KEYS[5], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
+    "return 1\n";
+
+/* KEYS: cb, due, slots, outbox.
+ * ARGV: old blob, new blob, id, due score, ttl ms, old slot field, new slot field, new slot
+ *       capacity, event id, event blob.
+ * Returns 1 moved, 0 conflict, {0, used} new slot full. */
+static const char reschedule_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "if ARGV[6] ~= ARGV[7] then\n"
+    "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[7]) or '0')\n"
+    "  if used >= tonumber(ARGV[8]) then return {0, used} end\n"
+    "  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)\n"
+    "  if ARGV[6] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[6], -1) <= 0 then\n"
+    "    redis.call('HDEL', KEYS[3], ARGV[6]) end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    "redis.call('XADD', KEYS[4], '*', 'e', ARGV[9], 'd', ARGV[10])\n"
     "return 1\n";
 
 void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest)
@@ -56,6 +100,8 @@ eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts)
     eg_status_t st = eg_store_script_add(store, create_lua, &scripts->create);
     if (st == EG_OK)
         st = eg_store_script_add(store, transition_lua, &scripts->transition);
+    if (st == EG_OK)
+        st = eg_store_script_add(store, reschedule_lua, &scripts->reschedule);
     return st;
 }
 
@@ -105,32 +151,58 @@ static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
     return b;
 }
 
-eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
-                            const Eg__Event *ev, int slot_capacity, int *slot_used)
+/* "<service>:<phone>": the key suffix of a number's per-service sets. */
+static void phone_rest(char *out, size_t outlen, const Eg__Callback *cb)
 {
-    char k_cb[160], k_idx[200], k_slots[200], k_out[120], score[32], ttl[32], slot[32], cap[16];
+    snprintf(out, outlen, "%s:%s", cb->service, cb->phone);
+}
+
+eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
+                            const Eg__Event *ev, const cb_create_opts_t *opts,
+                            cb_create_result_t *res)
+{
+    char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_active[300], k_day[300], k_phone[200],
+        k_idem[400], rest[240], score[32], ttl[32], slot[32], cap[16], now[32], max_active[16],
+        max_day[16], idem_ttl[32];
     const char *kind = index_kind(cb->state);
+    bool idem = opts->idem_key && *opts->idem_key;
+    memset(res, 0, sizeof *res);
+    phone_rest(rest, sizeof rest, cb);
     cb_key(k_cb, sizeof k_cb, cb->tenant_id, "cb", cb->id);
     cb_key(k_idx, sizeof k_idx, cb->tenant_id, kind ? kind : "q", cb->service);
     cb_key(k_slots, sizeof k_slots, cb->tenant_id, "slots", cb->service);
     cb_key(k_out, sizeof k_out, cb->tenant_id, "outbox", NULL);
+    cb_key(k_active, sizeof k_active, cb->tenant_id, "active", rest);
+    cb_key(k_day, sizeof k_day, cb->tenant_id, "day", rest);
+    cb_key(k_phone, sizeof k_phone, cb->tenant_id, "ph", cb->phone);
+    cb_key(k_idem, sizeof k_idem, cb->tenant_id, "idem", idem ? opts->idem_key : "-");
     snprintf(score, sizeof score, "%" PRId64, index_score(cb));
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(cb, cb->created_ms));
     slot[0] = '\0';
-    if (slot_capacity >= 0)
+    if (opts->slot_capacity >= 0)
         snprintf(slot, sizeof slot, "%" PRId64, cb->slot_start_ms);
-    snprintf(cap, sizeof cap, "%d", slot_capacity);
+    snprintf(cap, sizeof cap, "%d", opts->slot_capacity);
+    snprintf(now, sizeof now, "%" PRId64, cb->created_ms);
+    snprintf(max_active, sizeof max_active, "%d", opts->max_active);
+    snprintf(max_day, sizeof max_day, "%d", opts->max_per_day);
+    idem_ttl[0] = '\0';
+    if (idem)
+        snprintf(idem_ttl, sizeof idem_ttl, "%d", CB_IDEMPOTENCY_TTL_MS);
 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(cb, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,  k_idx, k_slots, k_out, (char *)blob, cb->id,
-                          score, ttl,   slot,    cap,   ev->event_id, (char *)evb};
-    size_t lens[] = {strlen(k_cb), strlen(k_idx),  strlen(k_slots),      strlen(k_out),
-                     blob_len,     strlen(cb->id), strlen(score),        strlen(ttl),
-                     strlen(slot), strlen(cap),    strlen(ev->event_id), ev_len};
+    const char *argv[] = {k_cb,        k_idx,   k_slots,    k_out,        k_active,
+                          k_day,       k_phone, k_idem,     (char *)blob, cb->id,
+                          score,       ttl,     slot,       cap,          ev->event_id,
+                          (char *)evb, now,     max_active, max_day,      idem_ttl};
+    size_t lens[sizeof argv / sizeof *argv];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
+        lens[i] = (i == 8 || i == 15) ? 0 : strlen(argv[i]); /* binary ones below */
+    lens[8] = blob_len;
+    lens[15] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->create, 4, 12, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->create, 8, 20, argv, lens, &r);
     if (st != EG_OK)
         goto out;
     if (r->type == EG_REPLY_INTEGER && r->integer == 1) {
@@ -138,9 +210,16 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     } else if (r->type == EG_REPLY_INTEGER && r->integer == -1) {
         st = EG_ECONFLICT;
     } else if (r->type == EG_REPLY_ARRAY && r->elements == 2) {
-        if (slot_used)
-            *slot_used = (int)r->element[1]->integer;
-        st = EG_EFULL;
+        long long code = r->element[0]->integer;
+        if (code == 2) {
+            res->replayed = true;
+            snprintf(res->existing_id, sizeof res->existing_id, "%s", r->element[1]->str);
+            st = EG_OK;
+        } else {
+            res->count = (int)r->element[1]->integer;
+            res->limit_kind = code == 3 ? CB_LIMIT_PER_DAY : CB_LIMIT_ACTIVE;
+            st = code == 0 ? EG_EFULL : EG_ELIMIT;
+        }
     } else {
         st = EG_EPROTO;
     }
@@ -189,8 +268,11 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 const Eg__Event *ev, int release_slot)
 {
-    char k_cb[160], k_from[200], k_to[200], k_slots[200], k_out[120], score[32], ttl[32], slot[32];
+    char k_cb[160], k_from[200], k_to[200], k_slots[200], k_out[120], k_active[300], rest[240],
+        score[32], ttl[32], slot[32];
     const char *from = index_kind(prev->state), *to = index_kind(next->state);
+    phone_rest(rest, sizeof rest, next);
+    cb_key(k_active, sizeof k_active, next->tenant_id, "active", rest);
     cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
     cb_key(k_from, sizeof k_from, next->tenant_id, from ? from : "q", next->service);
     cb_key(k_to, sizeof k_to, next->tenant_id, to ? to : "q", next->service);
@@ -207,14 +289,18 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,     k_from, k_to, k_slots, k_out,        old,        (char *)blob,
-                          next->id, score,  ttl,  slot,    ev->event_id, (char *)evb};
-    size_t lens[] = {strlen(k_cb),  strlen(k_from), strlen(k_to), strlen(k_slots),
-                     strlen(k_out), old_len,        blob_len,     strlen(next->id),
-                     strlen(score), strlen(ttl),    strlen(slot), strlen(ev->event_id),
-                     ev_len};
+    const char *done = next->state == EG__STATE__STATE_COMPLETED ? "1" : "0";
+    const char *argv[] = {k_cb,     k_from, k_to,         k_slots,     k_out,
+                          k_active, old,    (char *)blob, next->id,    score,
+                          ttl,      slot,   ev->event_id, (char *)evb, done};
+    size_t lens[sizeof argv / sizeof *argv];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
+        lens[i] = (i == 6 || i == 7 || i == 13) ? 0 : strlen(argv[i]); /* binary ones below */
+    lens[6] = old_len;
+    lens[7] = blob_len;
+    lens[13] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->transition, 5, 13, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->transition, 6, 15, argv, lens, &r);
     if (st == EG_OK)
         st = (r->type == EG_REPLY_INTEGER && r->integer == 1) ? EG_OK : EG_ECONFLICT;
     eg_reply_free(r);
@@ -346,6 +432,70 @@ eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const cha
     const char *argv[] = {"ZREM", k_due, id};
     eg_reply_t *r = NULL;
     eg_status_t st = eg_store_command(store, 3, argv, NULL, &r);
+    eg_reply_free(r);
+    return st;
+}
+
+eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
+                                size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
+                                int capacity, const Eg__Event *ev, int *used)
+{
+    char k_cb[160], k_due[200], k_slots[200], k_out[120], score[32], ttl[32], old_slot[32],
+        new_slot[32], cap[16];
+    cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
+    cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
+    cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
+    cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
+    snprintf(score, sizeof score, "%" PRId64, index_score(next));
+    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
+    old_slot[0] = '\0';
+    if (prev->slot_start_ms && prev->attempts == 0) /* a retry holds no place */
+        snprintf(old_slot, sizeof old_slot, "%" PRId64, prev->slot_start_ms);
+    snprintf(new_slot, sizeof new_slot, "%" PRId64, next->slot_start_ms);
+    snprintf(cap, sizeof cap, "%d", capacity);
+    size_t blob_len, ev_len;
+    uint8_t *blob = pack_cb(next, &blob_len);
+    uint8_t *evb = pack_ev(ev, &ev_len);
+    const char *argv[] = {k_cb,  k_due, k_slots,  k_out,    old, (char *)blob, next->id,
+                          score, ttl,   old_slot, new_slot, cap, ev->event_id, (char *)evb};
+    size_t lens[sizeof argv / sizeof *argv];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
+        lens[i] = (i == 4 || i == 5 || i == 13) ? 0 : strlen(argv[i]);
+    lens[4] = old_len;
+    lens[5] = blob_len;
+    lens[13] = ev_len;
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_eval(store, scripts->reschedule, 4, 14, argv, lens, &r);
+    if (st == EG_OK) {
+        if (r->type == EG_REPLY_INTEGER)
+            st = r->integer == 1 ? EG_OK : EG_ECONFLICT;
+        else if (r->type == EG_REPLY_ARRAY && r->elements == 2) {
+            if (used)
+                *used = (int)r->element[1]->integer;
+            st = EG_EFULL;
+        } else {
+            st = EG_EPROTO;
+        }
+    }
+    eg_reply_free(r);
+    free(blob);
+    free(evb);
+    return st;
+}
+
+eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char *phone, int max,
+                               char **ids, int *count)
+{
+    char k_phone[200], stop[16];
+    cb_key(k_phone, sizeof k_phone, tenant, "ph", phone);
+    snprintf(stop, sizeof stop, "%d", max - 1);
+    const char *argv[] = {"ZREVRANGE", k_phone, "0", stop};
+    eg_reply_t *r = NULL;
+    *count = 0;
+    eg_status_t st = eg_store_command(store, 4, argv, NULL, &r);
+    if (st == EG_OK && r->type == EG_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements && (int)i < max; i++)
+            ids[(*count)++] = eg_xstrndup(r->element[i]->str, r->element[i]->len);
     eg_reply_free(r);
     return st;
 }

@@ -26,16 +26,49 @@
 typedef struct {
     int create;
     int transition;
+    int reschedule;
 } cb_scripts_t;
+
+/** How long an Idempotency-Key remembers its callback. */
+#define CB_IDEMPOTENCY_TTL_MS (24 * 3600 * 1000)
+
+typedef struct {
+    int slot_capacity;    /**< capacity of cb->slot_start_ms's slot; -1: takes no slot place */
+    int max_active;       /**< live callbacks per number in the service; 0 = no limit */
+    int max_per_day;      /**< creates per number in the service in 24 h; 0 = no limit */
+    const char *idem_key; /**< the client's Idempotency-Key, or NULL */
+} cb_create_opts_t;
+
+enum { CB_LIMIT_ACTIVE = 1, CB_LIMIT_PER_DAY = 2 };
+
+typedef struct {
+    int used;             /**< EG_EFULL: places booked in the slot */
+    int count;            /**< EG_ELIMIT: the count that reached the limit */
+    int limit_kind;       /**< EG_ELIMIT: CB_LIMIT_ACTIVE or CB_LIMIT_PER_DAY */
+    bool replayed;        /**< EG_OK: the Idempotency-Key was used before for existing_id */
+    char existing_id[40];
+} cb_create_result_t;
 
 /** Load the scripts into this connection. */
 eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts);
 
-/** Write a new callback with its event. When slot_capacity >= 0 the callback takes one place in
- *  its slot (cb->slot_start_ms) and EG_EFULL comes back when the slot is full (*slot_used gets
- *  the count). EG_ECONFLICT when the id exists. */
+/** Write a new callback with its event, in one step that also checks the Idempotency-Key, the
+ *  number's limits and the slot's capacity (opts). EG_EFULL: slot full; EG_ELIMIT: a per-number
+ *  limit; EG_ECONFLICT: the id exists; EG_OK with res->replayed: the key was used before. */
 eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
-                            const Eg__Event *ev, int slot_capacity, int *slot_used);
+                            const Eg__Event *ev, const cb_create_opts_t *opts,
+                            cb_create_result_t *res);
+
+/** Move a SCHEDULED callback (old = the blob read before, prev its record) to next's desired
+ *  time and slot, releasing the old slot's place in the same step. EG_EFULL (*used set) when the
+ *  new slot is full; EG_ECONFLICT when the record changed meanwhile. */
+eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
+                                size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
+                                int capacity, const Eg__Event *ev, int *used);
+
+/** Ids of a tenant's callbacks for a number, newest first (at most max; ids[i] malloc'd). */
+eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char *phone, int max,
+                               char **ids, int *count);
 
 /** Read a callback. EG_ENOTFOUND when absent. On EG_OK *cb is owned by the caller (free with
  *  eg__callback__free_unpacked(*cb, NULL)) and *blob and *blob_len (free()) hold the raw bytes for

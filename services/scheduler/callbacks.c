@@ -137,6 +137,33 @@ static void propose_slots(worker_t *w, const svc_config_t *svc, const char *tena
     }
 }
 
+/* The rules a desired time must meet (scheduled callbacks on, not past, inside the horizon);
+ * on success the slot it falls in and that slot's capacity. Sets the reply's error otherwise. */
+static bool check_desired(const svc_config_t *svc, int64_t t, int64_t now, Eg__CallbackReply *reply,
+                          int64_t *slot_start, int *capacity)
+{
+    int64_t horizon_end = now + (int64_t)svc->horizon_days * 86400000LL;
+    if (!svc->scheduled_enabled) {
+        set_status(reply, EG_ECLOSED,
+                   "desiredTime: service '%s' does not accept scheduled callbacks", svc->name);
+        return false;
+    }
+    if (t < now - 60000) {
+        set_status(reply, EG_EINVAL, "desiredTime: must not be in the past");
+        return false;
+    }
+    if (t > horizon_end) {
+        set_status(reply, EG_EINVAL,
+                   "desiredTime: outside the booking horizon of %d days for service '%s'",
+                   svc->horizon_days, svc->name);
+        return false;
+    }
+    int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
+    *slot_start = t - (t % slot_ms);
+    *capacity = svc_config_capacity(svc, *slot_start);
+    return true;
+}
+
 void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *reply)
 {
     const svc_config_t *svc = NULL;
@@ -172,29 +199,17 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
     cb.origin = req->origin;
     cb.version = 1;
     int capacity = -1;
+    if (!svc_config_number_allowed(svc, req->phone)) {
+        set_status(reply, EG_EINVAL, "phoneNumber: not permitted by the rules of service '%s'",
+                   req->service);
+        goto out;
+    }
     if (req->has_desired_time) {
-        if (!svc->scheduled_enabled) {
-            set_status(reply, EG_ECLOSED,
-                       "desiredTime: service '%s' does not accept scheduled callbacks",
-                       req->service);
+        if (!check_desired(svc, req->desired_time_ms, now, reply, &cb.slot_start_ms, &capacity))
             goto out;
-        }
-        if (req->desired_time_ms < now - 60000) {
-            set_status(reply, EG_EINVAL, "desiredTime: must not be in the past");
-            goto out;
-        }
-        if (req->desired_time_ms > horizon_end) {
-            set_status(reply, EG_EINVAL,
-                       "desiredTime: outside the booking horizon of %d days for service '%s'",
-                       svc->horizon_days, req->service);
-            goto out;
-        }
-        int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
         cb.state = EG__STATE__STATE_SCHEDULED;
         cb.desired_time_ms = req->desired_time_ms;
         cb.due_ms = req->desired_time_ms;
-        cb.slot_start_ms = req->desired_time_ms - (req->desired_time_ms % slot_ms);
-        capacity = svc_config_capacity(svc, cb.slot_start_ms);
     } else {
         if (!svc->immediate_enabled) {
             set_status(reply, EG_ECLOSED,
@@ -211,13 +226,44 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
 
     Eg__Event ev;
     init_event(&ev, event_id, &cb, EG__STATE__STATE_UNSPECIFIED);
-    int used = 0;
-    st = cb_store_create(w->store, &w->scripts, &cb, &ev, capacity, &used);
+    cb_create_opts_t opts = {.slot_capacity = capacity,
+                             .max_active = svc->max_active_per_number,
+                             .max_per_day = svc->max_per_number_per_day,
+                             .idem_key = req->idempotency_key};
+    cb_create_result_t res;
+    st = cb_store_create(w->store, &w->scripts, &cb, &ev, &opts, &res);
+    if (st == EG_OK && res.replayed) {
+        /* The Idempotency-Key was used before: answer with that first callback. */
+        Eg__Callback *first = NULL;
+        st = cb_store_get(w->store, req->tenant_id, res.existing_id, &first, NULL, NULL);
+        if (st == EG_OK) {
+            reply->callback = first;
+            set_status(reply, EG_OK, NULL);
+        } else {
+            set_status(reply, EG_ECONFLICT,
+                       "Idempotency-Key: already used for callback %s, which no longer exists",
+                       res.existing_id);
+        }
+        goto out;
+    }
+    if (st == EG_ELIMIT) {
+        if (res.limit_kind == CB_LIMIT_ACTIVE)
+            set_status(reply, st,
+                       "phoneNumber: this number already has %d active callbacks in service '%s' "
+                       "(maxActivePerNumber)",
+                       res.count, req->service);
+        else
+            set_status(reply, st,
+                       "phoneNumber: this number already booked %d callbacks in service '%s' in "
+                       "the last 24 hours (maxPerNumberPerDay)",
+                       res.count, req->service);
+        goto out;
+    }
     if (st == EG_EFULL) {
         char iso[EG_ISO_LEN + 1];
         eg_time_format_iso(cb.slot_start_ms, iso);
         set_status(reply, st, "desiredTime: the slot starting %s is full (%d of %d booked)", iso,
-                   used, capacity);
+                   res.count, capacity);
         propose_slots(w, svc, req->tenant_id, cb.slot_start_ms, now, horizon_end, reply);
         goto out;
     }
@@ -425,4 +471,110 @@ eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service
         eg__callback__free_unpacked(done, NULL);
     }
     return st == EG_ENOTFOUND ? EG_OK : st;
+}
+
+void cb_reschedule(worker_t *w, const Eg__RescheduleRequest *req, Eg__CallbackReply *reply)
+{
+    for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        Eg__Callback *prev = NULL, *next = NULL;
+        char *blob = NULL, event_id[EG_UUID_STR_LEN + 1];
+        size_t blob_len = 0;
+        const svc_config_t *svc = NULL;
+        eg_status_t st = cb_store_get(w->store, req->tenant_id, req->id, &prev, &blob, &blob_len);
+        if (st == EG_ENOTFOUND) {
+            set_status(reply, st, "id: callback %s not found", req->id);
+            return;
+        }
+        if (st != EG_OK) {
+            set_status(reply, st, "callback store unavailable");
+            return;
+        }
+        if (prev->state != EG__STATE__STATE_SCHEDULED) {
+            set_status(reply, EG_ESTATE, "id: callback %s is %s; only SCHEDULED callbacks move",
+                       req->id, cb_state_name(prev->state));
+            goto next_try_done;
+        }
+        st = svc_registry_get(w->s->services, w->pg, req->tenant_id, prev->service, &svc);
+        if (st != EG_OK) {
+            set_status(reply, st == EG_ENOTFOUND ? EG_ESTATE : st,
+                       "id: the callback's service '%s' is unavailable", prev->service);
+            goto next_try_done;
+        }
+        int64_t now = eg_now_ms(), slot_start = 0;
+        int capacity = 0, used = 0;
+        if (!check_desired(svc, req->desired_time_ms, now, reply, &slot_start, &capacity))
+            goto next_try_done;
+        next = clone_cb(prev);
+        next->desired_time_ms = req->desired_time_ms;
+        next->due_ms = req->desired_time_ms;
+        next->slot_start_ms = slot_start;
+        next->expiry_ms = req->desired_time_ms + CB_RETENTION_MS;
+        next->updated_ms = now;
+        next->version = prev->version + 1;
+        Eg__Event ev;
+        init_event(&ev, event_id, next, prev->state);
+        st = cb_store_reschedule(w->store, &w->scripts, blob, blob_len, prev, next, capacity, &ev,
+                                 &used);
+        if (st == EG_OK) {
+            after_write(w, next);
+            eg_log_info("callback %s rescheduled", req->id);
+            reply->callback = next;
+            next = NULL;
+            set_status(reply, EG_OK, NULL);
+        } else if (st == EG_EFULL) {
+            char iso[EG_ISO_LEN + 1];
+            eg_time_format_iso(slot_start, iso);
+            set_status(reply, st, "desiredTime: the slot starting %s is full (%d of %d booked)",
+                       iso, used, capacity);
+            propose_slots(w, svc, req->tenant_id, slot_start, now,
+                          now + (int64_t)svc->horizon_days * 86400000LL, reply);
+        } else if (st != EG_ECONFLICT) {
+            set_status(reply, st, "callback store unavailable");
+        }
+    next_try_done:
+        if (svc)
+            svc_registry_release(w->s->services, svc);
+        if (next)
+            eg__callback__free_unpacked(next, NULL);
+        eg__callback__free_unpacked(prev, NULL);
+        free(blob);
+        if (reply->status)
+            return;
+    }
+    set_status(reply, EG_ECONFLICT, "id: callback %s is changing; try again", req->id);
+}
+
+#define FIND_SCAN_MAX 1000
+
+void cb_find(worker_t *w, const Eg__FindRequest *req, Eg__FindReply *reply)
+{
+    char *ids[FIND_SCAN_MAX];
+    int n = 0, matched = 0;
+    int limit = req->limit > 0 && req->limit <= 100 ? req->limit : 20;
+    int offset = req->offset > 0 ? req->offset : 0;
+    eg_status_t st =
+        cb_store_phone_ids(w->store, req->tenant_id, req->phone, FIND_SCAN_MAX, ids, &n);
+    reply->callbacks = eg_xcalloc((size_t)limit, sizeof *reply->callbacks);
+    for (int i = 0; i < n; i++) {
+        Eg__Callback *cb = NULL;
+        if (st == EG_OK &&
+            cb_store_get(w->store, req->tenant_id, ids[i], &cb, NULL, NULL) == EG_OK &&
+            (!req->service[0] || strcmp(cb->service, req->service) == 0) &&
+            (req->state == 0 || (int)cb->state == req->state)) {
+            if (matched >= offset && (int)reply->n_callbacks < limit) {
+                reply->callbacks[reply->n_callbacks++] = cb;
+                cb = NULL;
+            }
+            matched++;
+        }
+        if (cb)
+            eg__callback__free_unpacked(cb, NULL);
+        free(ids[i]);
+    }
+    reply->total = matched;
+    reply->status = eg_xmalloc(sizeof *reply->status);
+    eg__status__init(reply->status);
+    reply->status->code = (int32_t)st;
+    if (st != EG_OK)
+        reply->status->message = eg_xstrdup("callback store unavailable");
 }

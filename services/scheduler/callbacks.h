@@ -19,6 +19,12 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
 eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service, const char *id,
                             bool *dispatched);
 
+/** Move a SCHEDULED callback to another time (and slot) atomically. */
+void cb_reschedule(worker_t *w, const Eg__RescheduleRequest *req, Eg__CallbackReply *reply);
+/** A tenant's callbacks for a number, newest first, filtered and paged. The caller frees
+ *  reply's contents with eg__find_reply__free_unpacked-compatible ownership (all malloc'd). */
+void cb_find(worker_t *w, const Eg__FindRequest *req, Eg__FindReply *reply);
+
 /** Free what cb_* put into reply (not reply itself). */
 void cb_reply_clear(Eg__CallbackReply *reply);
 

@@ -82,6 +82,13 @@ static eg_status_t handle_callback_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
             return EG_EPROTO;
         cb_create(w, req, &r);
         eg__create_request__free_unpacked(req, NULL);
+    } else if (strcmp(op, "reschedule") == 0) {
+        Eg__RescheduleRequest *req =
+            eg__reschedule_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+        if (!req)
+            return EG_EPROTO;
+        cb_reschedule(w, req, &r);
+        eg__reschedule_request__free_unpacked(req, NULL);
     } else if (strcmp(op, "progress") == 0) {
         Eg__ProgressRequest *req =
             eg__progress_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
@@ -163,6 +170,35 @@ static eg_status_t handle_progress(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg
 {
     return handle_callback_op(w, bus, msg, "progress");
 }
+static eg_status_t handle_reschedule(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_callback_op(w, bus, msg, "reschedule");
+}
+
+static eg_status_t handle_find(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__FindRequest *req =
+        eg__find_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    Eg__FindReply r = EG__FIND_REPLY__INIT;
+    cb_find(w, req, &r);
+    eg__find_request__free_unpacked(req, NULL);
+    size_t n = eg__find_reply__get_packed_size(&r);
+    uint8_t *buf = eg_xmalloc(n ? n : 1);
+    eg__find_reply__pack(&r, buf);
+    eg_bus_respond(bus, msg, buf, n);
+    free(buf);
+    eg_status_t st = (eg_status_t)r.status->code;
+    for (size_t i = 0; i < r.n_callbacks; i++)
+        eg__callback__free_unpacked(r.callbacks[i], NULL);
+    free(r.callbacks);
+    if (r.status->message != protobuf_c_empty_string)
+        free(r.status->message);
+    free(r.status);
+    return st == EG_EPROTO ? EG_EIO : st;
+}
+
 static eg_status_t handle_service_put(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     return handle_service(w, bus, msg, true);
@@ -183,6 +219,8 @@ static const struct {
     {EG_SUBJ_RETRIEVE, handle_retrieve},
     {EG_SUBJ_CANCEL, handle_cancel},
     {EG_SUBJ_PROGRESS, handle_progress},
+    {EG_SUBJ_RESCHEDULE, handle_reschedule},
+    {EG_SUBJ_FIND, handle_find},
     {EG_SUBJ_SERVICE_PUT, handle_service_put},
     {EG_SUBJ_SERVICE_GET, handle_service_get},
 };

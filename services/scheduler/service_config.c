@@ -4,6 +4,7 @@
  * the hours module. */
 #include "service_config.h"
 
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,81 @@ static eg_status_t days_valid(const eg_json_t *root, char *err, size_t errlen)
     return EG_OK;
 }
 
+/* numbers: {"permittedPrefixes": ["+1", ...], "blockedPatterns": ["^\\+1900", ...]} */
+static eg_status_t numbers_valid(const eg_json_t *root, char *err, size_t errlen)
+{
+    eg_json_t *n = eg_json_get(root, "numbers");
+    if (!n)
+        return EG_OK;
+    if (!eg_json_is_object(n)) {
+        snprintf(err, errlen,
+                 "numbers must be an object with permittedPrefixes and blockedPatterns");
+        return EG_EINVAL;
+    }
+    eg_json_t *pre = eg_json_get(n, "permittedPrefixes");
+    if (pre) {
+        if (!eg_json_is_array(pre) || eg_json_array_size(pre) > 1000)
+            goto bad_prefix;
+        for (size_t i = 0; i < eg_json_array_size(pre); i++) {
+            const char *p = eg_json_str(eg_json_array_get(pre, i));
+            if (!p || !*p || strlen(p) > 16)
+                goto bad_prefix;
+        }
+    }
+    eg_json_t *pat = eg_json_get(n, "blockedPatterns");
+    if (pat) {
+        if (!eg_json_is_array(pat) || eg_json_array_size(pat) > 100) {
+            snprintf(err, errlen,
+                     "numbers.blockedPatterns must be an array of at most 100 patterns");
+            return EG_EINVAL;
+        }
+        for (size_t i = 0; i < eg_json_array_size(pat); i++) {
+            const char *p = eg_json_str(eg_json_array_get(pat, i));
+            regex_t re;
+            if (!p || strlen(p) > 200 || regcomp(&re, p, REG_EXTENDED | REG_NOSUB) != 0) {
+                snprintf(err, errlen,
+                         "numbers.blockedPatterns[%zu] must be a POSIX extended regular expression "
+                         "of at most 200 characters",
+                         i);
+                return EG_EINVAL;
+            }
+            regfree(&re);
+        }
+    }
+    return EG_OK;
+bad_prefix:
+    snprintf(err, errlen,
+             "numbers.permittedPrefixes must be an array of non-empty strings of at most 16 "
+             "characters");
+    return EG_EINVAL;
+}
+
+bool svc_config_number_allowed(const svc_config_t *cfg, const char *phone)
+{
+    eg_json_t *n = eg_json_get(cfg->raw, "numbers");
+    eg_json_t *pre = eg_json_get(n, "permittedPrefixes");
+    if (pre && eg_json_array_size(pre) > 0) {
+        bool ok = false;
+        for (size_t i = 0; !ok && i < eg_json_array_size(pre); i++) {
+            const char *p = eg_json_str(eg_json_array_get(pre, i));
+            ok = p && strncmp(phone, p, strlen(p)) == 0;
+        }
+        if (!ok)
+            return false;
+    }
+    eg_json_t *pat = eg_json_get(n, "blockedPatterns");
+    for (size_t i = 0; i < eg_json_array_size(pat); i++) {
+        regex_t re;
+        if (regcomp(&re, eg_json_str(eg_json_array_get(pat, i)), REG_EXTENDED | REG_NOSUB) != 0)
+            continue;
+        int m = regexec(&re, phone, 0, NULL, 0);
+        regfree(&re);
+        if (m == 0)
+            return false;
+    }
+    return true;
+}
+
 static eg_status_t capacity_valid(const eg_json_t *cap, svc_config_t *cfg, char *err, size_t errlen)
 {
     if (!eg_json_is_object(cap)) {
@@ -281,7 +357,7 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
                  cfg->timezone);
         goto out;
     }
-    if (days_valid(root, err, errlen) != EG_OK)
+    if (days_valid(root, err, errlen) != EG_OK || numbers_valid(root, err, errlen) != EG_OK)
         goto out;
     if (1440 % cfg->slot_minutes != 0) {
         snprintf(err, errlen, "slotMinutes must divide 1440 (a day) evenly");

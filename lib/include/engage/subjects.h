@@ -12,6 +12,8 @@
 #define EG_SUBJ_SERVICE_PUT "engage.sched.service.put"
 #define EG_SUBJ_SERVICE_GET "engage.sched.service.get"
 #define EG_SUBJ_PROGRESS "engage.sched.progress"
+#define EG_SUBJ_RESCHEDULE "engage.sched.reschedule"
+#define EG_SUBJ_FIND "engage.sched.find"
 #define EG_SCHED_QUEUE "scheduler"
 
 /** Broadcast: configuration changed (protobuf ConfigChanged); every cache drops the entry. */
@@ -30,5 +32,16 @@
 /** Core NATS wake-up for dispatchers: a callback falls due earlier than announced (payload:
  *  the due time in ms as decimal text). */
 #define EG_SUBJ_DUE_WAKE "engage.due.wake"
+
+/** Scheduler requests on API keys (admin API): create, list, revoke. */
+#define EG_SUBJ_KEY_CREATE "engage.sched.key.create"
+#define EG_SUBJ_KEY_LIST "engage.sched.key.list"
+#define EG_SUBJ_KEY_REVOKE "engage.sched.key.revoke"
+
+/** Scheduler requests for Click-to-Call-In: group configuration (admin API) and requests. */
+#define EG_SUBJ_CALLIN_GROUP_PUT "engage.sched.callin.group.put"
+#define EG_SUBJ_CALLIN_GROUP_GET "engage.sched.callin.group.get"
+#define EG_SUBJ_CALLIN_GROUP_DELETE "engage.sched.callin.group.delete"
+#define EG_SUBJ_CALLIN_CREATE "engage.sched.callin.create"
 
 #endif
