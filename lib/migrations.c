@@ -81,6 +81,16 @@ static const eg_migration_t migrations[] = {
      ") PARTITION BY RANGE (desired_time);\n"
      "CREATE TABLE callback_events_default PARTITION OF callback_events DEFAULT;\n"
      "CREATE INDEX callback_events_callback_at_idx ON callback_events (callback_id, at);\n"},
+    /* Click-to-Call-In groups (services/scheduler/callin.c); the requests live in Redis. */
+    {3, "callin",
+     "CREATE TABLE call_in_groups (\n"
+     "    tenant_id uuid NOT NULL REFERENCES tenants(id),\n"
+     "    name text NOT NULL,\n"
+     "    config jsonb NOT NULL,\n"
+     "    version bigint NOT NULL DEFAULT 1,\n"
+     "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
+     "    PRIMARY KEY (tenant_id, name)\n"
+     ");\n"},
 };
 
 const eg_migration_t *eg_migrations(size_t *count)

@@ -17,6 +17,7 @@
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
 #include "sched_client.h"
+#include "queries_v3.h"
 #include "validate.h"
 
 /* Read the body, answering 413 when it is too large. */
@@ -327,6 +328,9 @@ int v3_callbacks(eg_http_req_t *req, void *arg)
     const char *op = path + strlen("/engagement/v3/callbacks");
     if (*op == '/')
         op++;
+    if (strncmp(op, "availability/", 13) == 0 || strncmp(op, "open-for/", 9) == 0 ||
+        strncmp(op, "queue-status/", 13) == 0)
+        return v3_service_query(req, api, op);
     bool post = strcmp(op, "create") == 0 || strcmp(op, "retrieve") == 0 ||
                 strcmp(op, "cancel") == 0 || strcmp(op, "reschedule") == 0;
     bool get = strcmp(op, "find") == 0;

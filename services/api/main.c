@@ -2,22 +2,30 @@
  *
  * Threading model: civetweb worker threads (ENGAGE_HTTP_THREADS) run the handlers; each
  * handler makes blocking request/reply calls to the scheduler over the one shared NATS
- * connection (thread-safe). The api keeps no state beyond the key cache, so any number of
- * replicas can run behind a load balancer. The main thread only waits for SIGTERM. */
+ * connection (thread-safe). The api keeps no state beyond the key cache and the rate-limit
+ * buckets, so any number of replicas can run behind a load balancer. One more thread
+ * (ratelimit.c) syncs the buckets with the other replicas through Redis every 250 ms on a
+ * connection of its own; no request waits for Redis. The main thread only waits for SIGTERM. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
 #include "api.h"
+#include "auth.h"
 #include "callbacks_v3.h"
+#include "queries_v3.h"
+#include "callin_v3.h"
 #include "engage.pb-c.h"
 #include "engage/bus.h"
 #include "engage/config.h"
 #include "engage/httpclient.h"
+#include "engage/keys.h"
 #include "engage/log.h"
 #include "engage/service.h"
 #include "engage/subjects.h"
+#include "openapi.h"
+#include "ratelimit.h"
 
 static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
 {
@@ -38,7 +46,7 @@ static void on_config_changed(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
     if (!m)
         return;
     if (strcmp(m->kind, "key") == 0)
-        eg_cache_clear(api->auth_cache);
+        api_key_changed(api, m->name);
     eg__config_changed__free_unpacked(m, NULL);
 }
 
@@ -70,6 +78,11 @@ int main(void)
     eg_httpc_global_init();
     api.sched_wait_ms = (int)eg_config_int("ENGAGE_SCHEDULER_WAIT_MS", 3000, 100, 60000);
     api.auth_cache = eg_cache_new(100000, sizeof(api_identity_t));
+    api.auth_key_ids = eg_cache_new(100000, EG_KEY_HASH_HEX_LEN + 1);
+    api.key_changes = eg_cache_new(10000, 1);
+    api.ratelimit = ratelimit_new();
+    if (ratelimit_sync_start(api.ratelimit, cfg.redis_url) != EG_OK)
+        eg_log_warn("rate limits: no sync thread; limiting per replica");
     eg_metrics_t *m = eg_service_metrics(svc);
     static const char *classes[] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (int i = 1; i <= 5; i++) {
@@ -78,6 +91,8 @@ int main(void)
         api.responses[i] =
             eg_metrics_counter(m, "engage_api_responses_total", "HTTP responses by class", labels);
     }
+    api.rate_limited = eg_metrics_counter(m, "engage_api_rate_limited_total",
+                                          "Requests refused by their API key's rate limit", NULL);
     api.sched_unavailable =
         eg_metrics_counter(m, "engage_api_scheduler_unavailable_total",
                            "Requests the scheduler did not answer in time", NULL);
@@ -89,12 +104,24 @@ int main(void)
     eg_bus_subscribe(api.bus, EG_SUBJ_CONFIG_CHANGED, NULL, on_config_changed, &api);
 
     eg_http_server_t *http = eg_service_http(svc);
-    static counted_route_t routes[4];
-    const char *prefixes[] = {"/engagement/v3/callbacks", "/engagement/v3", "/ges/api/v1", "/ges"};
-    eg_http_handler_fn fns[] = {v3_callbacks, v3_unknown, admin_route, admin_ui};
-    for (int i = 0; i < 4; i++) {
-        routes[i] = (counted_route_t){fns[i], &api};
-        eg_http_route(http, prefixes[i], count, &routes[i]);
+    /* Every route prefix and its handler (the longest matching prefix wins): one line each. */
+    static const struct {
+        const char *prefix;
+        eg_http_handler_fn fn;
+    } table[] = {
+        {"/engagement/v3/callbacks", v3_callbacks},
+        {"/engagement/v3/call-in", v3_callin},
+        {"/engagement/v3/estimated-wait-time", v3_ewt},
+        {"/engagement/v3/statistics", v3_statistics},
+        {"/engagement/v3/openapi.json", v3_openapi},
+        {"/engagement/v3", v3_unknown},
+        {"/ges/api/v1", admin_route},
+        {"/ges", admin_ui},
+    };
+    static counted_route_t routes[sizeof table / sizeof *table];
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        routes[i] = (counted_route_t){table[i].fn, &api};
+        eg_http_route(http, table[i].prefix, count, &routes[i]);
     }
     eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &api);
     eg_service_register(svc);
@@ -104,7 +131,10 @@ int main(void)
 out:
     eg_service_stop(svc);
     eg_bus_close(api.bus);
+    ratelimit_free(api.ratelimit);
     eg_cache_free(api.auth_cache);
+    eg_cache_free(api.auth_key_ids);
+    eg_cache_free(api.key_changes);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();
     eg_log_info("api stopped");

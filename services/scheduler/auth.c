@@ -1,6 +1,12 @@
 /* API key checks. A key is "<id>.<secret>": the id finds the record (cached here for a few
  * seconds, so a burst of requests costs one query), and the secret's keyed BLAKE2b hash is
- * compared in constant time. Only valid, unrevoked records are ever cached. */
+ * compared in constant time. Only valid, unrevoked records are ever cached.
+ *
+ * A revocation (auth_forget, on the broadcast) may race with a check that read the row just
+ * before the revocation committed. s->keys_gen settles it: the check notes the generation
+ * before its query, caches the record, and removes it again if the generation moved in the
+ * meantime; auth_forget bumps the generation before deleting. Whichever order the two threads
+ * run in, the stale record does not stay in the cache. */
 #include "auth.h"
 
 #include <stdio.h>
@@ -47,6 +53,12 @@ eg_cache_t *auth_cache_new(void)
     return eg_cache_new(10000, sizeof(key_record_t));
 }
 
+void auth_forget(sched_t *s, const char *key_id)
+{
+    atomic_fetch_add(&s->keys_gen, 1);
+    eg_cache_del(s->keys, key_id);
+}
+
 eg_status_t auth_check(sched_t *s, eg_pg_t *pg, const char *key, auth_result_t *out,
                        char *key_id_out, size_t key_id_len)
 {
@@ -58,10 +70,13 @@ eg_status_t auth_check(sched_t *s, eg_pg_t *pg, const char *key, auth_result_t *
     if (key_id_out)
         snprintf(key_id_out, key_id_len, "%s", id);
     if (!eg_cache_get(s->keys, id, &rec)) {
+        unsigned long gen = atomic_load(&s->keys_gen);
         st = load(pg, id, &rec);
         if (st != EG_OK)
             goto out;
         eg_cache_put(s->keys, id, &rec, KEY_CACHE_TTL_MS);
+        if (atomic_load(&s->keys_gen) != gen)
+            eg_cache_del(s->keys, id);
     }
     st = eg_key_hash_hex(s->cfg->key_pepper, secret, hash);
     if (st != EG_OK) {

@@ -113,8 +113,7 @@ static const char *index_kind(Eg__State s)
         return "due";
     case EG__STATE__STATE_QUEUED:
     case EG__STATE__STATE_ROUTING:
-    case EG__STATE__STATE_PROCESSING:
-        return "q";
+        return "q"; /* PROCESSING has left the queue: an agent has it */
     default:
         return NULL;
     }
@@ -349,21 +348,60 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
     return st;
 }
 
-eg_status_t cb_store_after_write(eg_store_t *store, const Eg__Callback *cb, bool *lowered)
+eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
+                                 bool *lowered)
 {
-    char member[200], due[32];
+    char member[200], due[32], now[32], k_served[200], k_stats[200], k_daily[240], day[16];
     snprintf(member, sizeof member, "%s|%s", cb->tenant_id, cb->service);
     snprintf(due, sizeof due, "%" PRId64, cb->due_ms);
+    snprintf(now, sizeof now, "%" PRId64, cb->updated_ms);
+    cb_key(k_served, sizeof k_served, cb->tenant_id, "served", cb->virtual_queue);
+    cb_key(k_stats, sizeof k_stats, cb->tenant_id, "stats", cb->service);
+    /* Daily counters by UTC day of the change. */
+    snprintf(day, sizeof day, "%" PRId64, cb->updated_ms / 86400000);
+    char rest[120];
+    snprintf(rest, sizeof rest, "%s:%s", cb->service, day);
+    cb_key(k_daily, sizeof k_daily, cb->tenant_id, "daily", rest);
+
     const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, cb->tenant_id};
     const char *zadd[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", "CH", due, member};
-    const char *const *cmds[] = {sadd, zadd};
-    int argcs[] = {3, 6};
-    size_t n = cb->state == EG__STATE__STATE_SCHEDULED ? 2 : 1;
-    eg_reply_t *replies[2] = {NULL, NULL};
+    const char *lpush[] = {"LPUSH", k_served, now};
+    const char *ltrim[] = {"LTRIM", k_served, "0", "31"};
+    const char *proc_up[] = {"HINCRBY", k_stats, "processing", "1"};
+    const char *proc_down[] = {"HINCRBY", k_stats, "processing", "-1"};
+    const char *created[] = {"HINCRBY", k_daily, "created", "1"};
+    const char *completed[] = {"HINCRBY", k_daily, "completed", "1"};
+    const char *expire[] = {"PEXPIRE", k_daily, "259200000"};
+    const char *const *cmds[10];
+    int argcs[10];
+    size_t n = 0, zadd_at = 0;
+#define ADD(c) (cmds[n] = (c), argcs[n] = (int)(sizeof(c) / sizeof *(c)), n++)
+    ADD(sadd);
+    if (cb->state == EG__STATE__STATE_SCHEDULED) {
+        zadd_at = n;
+        ADD(zadd);
+    }
+    bool processing = cb->state == EG__STATE__STATE_PROCESSING;
+    if (processing && from != EG__STATE__STATE_PROCESSING) {
+        ADD(lpush);
+        ADD(ltrim);
+        ADD(proc_up);
+    } else if (!processing && from == EG__STATE__STATE_PROCESSING) {
+        ADD(proc_down);
+    }
+    if (from == EG__STATE__STATE_UNSPECIFIED) {
+        ADD(created);
+        ADD(expire);
+    } else if (cb->state == EG__STATE__STATE_COMPLETED && from != EG__STATE__STATE_COMPLETED) {
+        ADD(completed);
+        ADD(expire);
+    }
+#undef ADD
+    eg_reply_t *replies[10] = {NULL};
     eg_status_t st = eg_store_pipeline(store, n, argcs, cmds, replies);
     if (lowered)
-        *lowered = st == EG_OK && n == 2 && replies[1]->type == EG_REPLY_INTEGER &&
-                   replies[1]->integer > 0;
+        *lowered = st == EG_OK && zadd_at && replies[zadd_at]->type == EG_REPLY_INTEGER &&
+                   replies[zadd_at]->integer > 0;
     for (size_t i = 0; i < n; i++) {
         if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
             st = EG_EPROTO;

@@ -42,10 +42,10 @@ typedef struct {
 enum { CB_LIMIT_ACTIVE = 1, CB_LIMIT_PER_DAY = 2 };
 
 typedef struct {
-    int used;             /**< EG_EFULL: places booked in the slot */
-    int count;            /**< EG_ELIMIT: the count that reached the limit */
-    int limit_kind;       /**< EG_ELIMIT: CB_LIMIT_ACTIVE or CB_LIMIT_PER_DAY */
-    bool replayed;        /**< EG_OK: the Idempotency-Key was used before for existing_id */
+    int used;       /**< EG_EFULL: places booked in the slot */
+    int count;      /**< EG_ELIMIT: the count that reached the limit */
+    int limit_kind; /**< EG_ELIMIT: CB_LIMIT_ACTIVE or CB_LIMIT_PER_DAY */
+    bool replayed;  /**< EG_OK: the Idempotency-Key was used before for existing_id */
     char existing_id[40];
 } cb_create_result_t;
 
@@ -103,10 +103,17 @@ void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, cons
 #define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
 #define CB_KEY_DUE_INDEX "eg:due:index"
 
-/** After a write: mark the tenant's outbox pending and, for a SCHEDULED record, lower the due
- *  index entry to its due time. *lowered (may be NULL) tells whether the index moved earlier
- *  (then dispatchers must be woken). One round trip. */
-eg_status_t cb_store_after_write(eg_store_t *store, const Eg__Callback *cb, bool *lowered);
+/** After a write from state `from` (UNSPECIFIED for a create): mark the tenant's outbox pending;
+ *  for a SCHEDULED record lower the due index entry to its due time; keep the statistics (the
+ *  last 32 serve times of the virtual queue, callbacks with an agent, daily created/completed
+ *  counts). *lowered (may be NULL) tells whether the due index moved earlier (then dispatchers
+ *  must be woken). One round trip; approximate by design (counters are not in the atomic step).
+ *
+ *   eg:{t:T}:served:<vq>          LIST of the last 32 times an agent took a callback (EWT)
+ *   eg:{t:T}:stats:<service>      HASH processing -> callbacks with an agent now
+ *   eg:{t:T}:daily:<service>:<d>  HASH created, completed on UTC day d (kept 3 days) */
+eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
+                                 bool *lowered);
 
 /** Recompute the due index entry of a tenant's service from its due ZSET (after a dispatcher
  *  took callbacks from it). Safe against concurrent creates: see the .c. */

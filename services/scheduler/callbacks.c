@@ -19,6 +19,7 @@
 #include "engage/states.h"
 #include "engage/timeutil.h"
 #include "lifecycle.h"
+#include "queries.h"
 #include "services.h"
 #include "engage/subjects.h"
 
@@ -91,10 +92,10 @@ static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__Stat
 /* The second step of every write: outbox marked pending, due index lowered, and the relay and
  * dispatchers woken. Failing here loses nothing (start-up recovery rebuilds both), so it is
  * logged, not returned. */
-static void after_write(worker_t *w, const Eg__Callback *cb)
+static void after_write(worker_t *w, Eg__State from, const Eg__Callback *cb)
 {
     bool lowered = false;
-    eg_status_t st = cb_store_after_write(w->store, cb, &lowered);
+    eg_status_t st = cb_store_after_write(w->store, from, cb, &lowered);
     if (st != EG_OK)
         eg_log_warn("callback %s: outbox/due index update failed (%s); recovery will redo it",
                     cb->id, eg_status_str(st));
@@ -107,26 +108,41 @@ static void after_write(worker_t *w, const Eg__Callback *cb)
     }
 }
 
-/* Free slots on both sides of a full one, nearest first, inside [now, horizon]. */
+/* Free open slots on both sides of a full one, nearest first, inside [now, horizon]: up to
+ * PROPOSALS_EACH_SIDE before and after. */
 static void propose_slots(worker_t *w, const svc_config_t *svc, const char *tenant,
                           int64_t slot_start, int64_t now, int64_t horizon_end,
                           Eg__CallbackReply *reply)
 {
+    const hours_t *hours = svc_registry_hours(svc);
     int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
+    /* Look at most 96 slot lengths each way (a day of 15-minute slots), open slots only. */
+    hours_slot_t before[96], after[96];
+    int64_t span = 96 * slot_ms;
+    int64_t from = slot_start - span > now - slot_ms ? slot_start - span : now - slot_ms;
+    int64_t to = slot_start + span < horizon_end ? slot_start + span : horizon_end;
+    size_t nb = from < slot_start ? hours_slots(hours, from, slot_start, before, 96) : 0;
+    size_t na = slot_start + 1 < to ? hours_slots(hours, slot_start + 1, to, after, 96) : 0;
     int64_t starts[2 * PROPOSALS_EACH_SIDE];
-    int used[2 * PROPOSALS_EACH_SIDE];
+    int caps[2 * PROPOSALS_EACH_SIDE], used[2 * PROPOSALS_EACH_SIDE];
     size_t n = 0;
-    for (int i = 1; i <= PROPOSALS_EACH_SIDE; i++) {
-        if (slot_start - i * slot_ms + slot_ms > now)
-            starts[n++] = slot_start - i * slot_ms;
-        if (slot_start + i * slot_ms < horizon_end)
-            starts[n++] = slot_start + i * slot_ms;
+    /* The nearest PROPOSALS_EACH_SIDE open slots on each side; one HMGET for their counts. */
+    for (size_t i = 0; i < nb && i < PROPOSALS_EACH_SIDE; i++) {
+        const hours_slot_t *sl = &before[nb - 1 - i];
+        if (sl->start_ms + slot_ms <= now)
+            break; /* over */
+        starts[n] = sl->start_ms;
+        caps[n++] = sl->capacity;
+    }
+    for (size_t i = 0; i < na && i < PROPOSALS_EACH_SIDE; i++) {
+        starts[n] = after[i].start_ms;
+        caps[n++] = after[i].capacity;
     }
     if (n == 0 || cb_store_slot_counts(w->store, tenant, svc->name, starts, n, used) != EG_OK)
         return;
     reply->proposals = eg_xcalloc(n, sizeof *reply->proposals);
     for (size_t i = 0; i < n; i++) {
-        int free_places = svc_config_capacity(svc, starts[i]) - used[i];
+        int free_places = caps[i] - used[i];
         if (free_places <= 0)
             continue;
         Eg__SlotProposal *p = eg_xmalloc(sizeof *p);
@@ -158,9 +174,24 @@ static bool check_desired(const svc_config_t *svc, int64_t t, int64_t now, Eg__C
                    svc->horizon_days, svc->name);
         return false;
     }
-    int64_t slot_ms = (int64_t)svc->slot_minutes * 60000;
-    *slot_start = t - (t % slot_ms);
-    *capacity = svc_config_capacity(svc, *slot_start);
+    const hours_t *hours = svc_registry_hours(svc);
+    if (!hours_is_open(hours, t)) {
+        char iso[EG_ISO_LEN + 1], when[EG_ISO_LEN + 1];
+        eg_time_format_iso(t, iso);
+        int64_t next = hours_next_open(hours, t, (int64_t)svc->horizon_days * 86400000LL);
+        if (next >= 0) {
+            eg_time_format_iso(next, when);
+            set_status(reply, EG_ECLOSED,
+                       "desiredTime: service '%s' is closed at %s; it next opens at %s", svc->name,
+                       iso, when);
+        } else {
+            set_status(reply, EG_ECLOSED, "desiredTime: service '%s' is closed at %s", svc->name,
+                       iso);
+        }
+        return false;
+    }
+    *slot_start = hours_slot_start(hours, t);
+    *capacity = hours_slot_capacity(hours, *slot_start);
     return true;
 }
 
@@ -215,6 +246,22 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
             set_status(reply, EG_ECLOSED,
                        "service '%s' does not accept immediate callbacks; give a desiredTime",
                        req->service);
+            goto out;
+        }
+        const hours_t *hours = svc_registry_hours(svc);
+        if (!hours_is_open(hours, now)) {
+            int64_t next = hours_next_open(hours, now, 14LL * 86400000);
+            char when[EG_ISO_LEN + 1];
+            if (next >= 0) {
+                eg_time_format_iso(next, when);
+                set_status(reply, EG_ECLOSED,
+                           "service '%s' is closed now; it opens at %s (book a desiredTime)",
+                           req->service, when);
+            } else {
+                set_status(reply, EG_ECLOSED,
+                           "service '%s' is closed now and does not open in the next 14 days",
+                           req->service);
+            }
             goto out;
         }
         cb.immediate = true;
@@ -283,7 +330,7 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
         set_status(reply, st, "callback store unavailable");
         goto out;
     }
-    after_write(w, &cb);
+    after_write(w, EG__STATE__STATE_UNSPECIFIED, &cb);
     reply->callback = clone_cb(&cb);
     set_status(reply, EG_OK, NULL);
     eg_counter_inc(w->s->created);
@@ -309,6 +356,11 @@ void cb_retrieve(worker_t *w, const Eg__IdRequest *req, Eg__CallbackReply *reply
     reply->callback = cb;
     reply->position_in_queue = cb_store_queue_position(w->store, cb);
     reply->estimated_wait_s = -1;
+    if (cb->state == EG__STATE__STATE_PROCESSING)
+        reply->estimated_wait_s = 0;
+    else if (reply->position_in_queue > 0)
+        reply->estimated_wait_s =
+            q_ewt_for(w, req->tenant_id, cb->virtual_queue, reply->position_in_queue);
     set_status(reply, EG_OK, NULL);
 }
 
@@ -347,10 +399,11 @@ static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate
         int release = prev->state == EG__STATE__STATE_SCHEDULED && prev->attempts == 0 &&
                       next->state != EG__STATE__STATE_SCHEDULED;
         st = cb_store_transition(w->store, &w->scripts, blob, blob_len, prev, next, &ev, release);
+        Eg__State prev_state = prev->state;
         free(blob);
         eg__callback__free_unpacked(prev, NULL);
         if (st == EG_OK) {
-            after_write(w, next);
+            after_write(w, prev_state, next);
             if (next->state == EG__STATE__STATE_COMPLETED)
                 eg_counter_inc(w->s->completed);
             if (written)
@@ -516,7 +569,7 @@ void cb_reschedule(worker_t *w, const Eg__RescheduleRequest *req, Eg__CallbackRe
         st = cb_store_reschedule(w->store, &w->scripts, blob, blob_len, prev, next, capacity, &ev,
                                  &used);
         if (st == EG_OK) {
-            after_write(w, next);
+            after_write(w, prev->state, next);
             eg_log_info("callback %s rescheduled", req->id);
             reply->callback = next;
             next = NULL;

@@ -27,7 +27,14 @@
 #include "engage/status.h"
 #include "service_config.h"
 
+/** Compiled hours (opaque). Keeps no reference to the svc_config_t it was compiled from, and is
+ *  immutable once compiled: every query below may run from many threads at once. */
 typedef struct hours hours_t;
+
+/** Longest stretch of time one query walks: cap_ms and limit_ms above it, and slot ranges
+ *  longer than it, are cut to it (about 10 years; keeps a query on a never-closing service
+ *  bounded). */
+#define HOURS_MAX_SPAN_MS (INT64_C(3653) * 86400000)
 
 /** Compile a validated configuration (cfg->raw holds businessHours, holidays, specialDays,
  *  capacity.weekly). EG_EINVAL with err when the time zone is unknown. Free with hours_free. */

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "callback_store.h"
+#include "callin.h"
 #include "engage/bus.h"
 #include "engage/config.h"
 #include "engage/httpclient.h"
@@ -68,6 +69,8 @@ static eg_status_t open_worker(sched_t *s, worker_t *w)
     eg_status_t st = eg_store_open(&w->store, s->cfg->redis_url, 2000);
     if (st == EG_OK)
         st = cb_store_init(w->store, &w->scripts);
+    if (st == EG_OK)
+        st = callin_store_init(w->store, &w->callin_script);
     if (st == EG_OK)
         st = eg_pg_open(&w->pg, s->cfg->pg_dsn);
     return st;
@@ -154,6 +157,7 @@ int main(void)
     register_metrics(&s, eg_service_metrics(svc));
     s.keys = auth_cache_new();
     s.services = svc_registry_new();
+    s.callin = callin_registry_new();
 
     if (migrate(&cfg) != EG_OK) {
         eg_log_error("cannot apply schema migrations; giving up");
@@ -203,6 +207,7 @@ out:
         close_worker(&workers[i]);
     free(workers);
     svc_registry_free(s.services);
+    callin_registry_free(s.callin);
     eg_cache_free(s.keys);
     wake_destroy(&s.relay_wake);
     wake_destroy(&s.dispatch_wake);

@@ -1,6 +1,7 @@
 /* Decoding of bus requests, dispatch to the operation, encoding of the reply. Every request
  * gets an answer, even an undecodable one (EG_EPROTO), so the api never waits for a timeout
  * because of a bad message. */
+#include "queries.h"
 #include "rpc.h"
 
 #include <stdio.h>
@@ -9,11 +10,13 @@
 
 #include "auth.h"
 #include "callbacks.h"
+#include "callin.h"
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "keys_admin.h"
 #include "scheduler.h"
 #include "services.h"
 
@@ -221,8 +224,20 @@ static const struct {
     {EG_SUBJ_PROGRESS, handle_progress},
     {EG_SUBJ_RESCHEDULE, handle_reschedule},
     {EG_SUBJ_FIND, handle_find},
+    {EG_SUBJ_AVAILABILITY, q_availability},
+    {EG_SUBJ_OPEN_FOR, q_open_for},
+    {EG_SUBJ_QUEUE_STATUS, q_queue_status},
+    {EG_SUBJ_EWT, q_ewt},
+    {EG_SUBJ_STATS, q_stats},
     {EG_SUBJ_SERVICE_PUT, handle_service_put},
     {EG_SUBJ_SERVICE_GET, handle_service_get},
+    {EG_SUBJ_KEY_CREATE, keys_admin_create},
+    {EG_SUBJ_KEY_LIST, keys_admin_list},
+    {EG_SUBJ_KEY_REVOKE, keys_admin_revoke},
+    {EG_SUBJ_CALLIN_GROUP_PUT, callin_rpc_group_put},
+    {EG_SUBJ_CALLIN_GROUP_GET, callin_rpc_group_get},
+    {EG_SUBJ_CALLIN_GROUP_DELETE, callin_rpc_group_delete},
+    {EG_SUBJ_CALLIN_CREATE, callin_rpc_create},
 };
 
 void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
@@ -264,6 +279,8 @@ void rpc_config_changed(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
     if (strcmp(m->kind, "service") == 0)
         svc_registry_forget(s->services, m->tenant_id, m->name[0] ? m->name : NULL);
     else if (strcmp(m->kind, "key") == 0)
-        eg_cache_del(s->keys, m->name);
+        auth_forget(s, m->name);
+    else if (strcmp(m->kind, "callin-group") == 0)
+        callin_registry_forget(s->callin, m->tenant_id, m->name[0] ? m->name : NULL);
     eg__config_changed__free_unpacked(m, NULL);
 }

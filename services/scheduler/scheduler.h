@@ -1,6 +1,7 @@
 /* The scheduler's shared state and its per-thread workers. */
 #ifndef SCHED_SCHEDULER_H
 #define SCHED_SCHEDULER_H
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "callback_store.h"
@@ -14,13 +15,17 @@
 #include "wake.h"
 
 typedef struct svc_registry svc_registry_t;
+typedef struct callin_registry callin_registry_t;
 
 /** Shared by every worker; everything in it is thread-safe. */
 typedef struct {
     const eg_config_t *cfg;
     eg_bus_t *bus;
     eg_cache_t *keys;         /**< key id -> key_record_t */
+    atomic_ulong keys_gen;    /**< bumped by every key change (see auth_forget) */
     svc_registry_t *services; /**< (tenant, name) -> svc_config_t */
+    /** (tenant, name) -> callin_config_t: the call-in groups in use (callin.c) */
+    callin_registry_t *callin;
     eg_counter_t *created, *cancelled, *requests, *errors;
     eg_histogram_t *latency;
     eg_counter_t *dispatched, *completed, *relayed, *progress;
@@ -34,6 +39,7 @@ typedef struct {
     sched_t *s;
     eg_store_t *store;
     cb_scripts_t scripts;
+    int callin_script; /**< call-in allocation script (callin.c) */
     eg_pg_t *pg;
 } worker_t;
 

@@ -434,12 +434,6 @@ char *svc_config_to_json(const svc_config_t *cfg)
     return s;
 }
 
-int svc_config_capacity(const svc_config_t *cfg, int64_t slot_start_ms)
-{
-    (void)slot_start_ms; /* weekly overrides need the local weekday: the hours module adds them */
-    return cfg->capacity_default;
-}
-
 void svc_config_free(svc_config_t *cfg)
 {
     if (!cfg)

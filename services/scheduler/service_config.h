@@ -43,8 +43,6 @@ char *svc_config_to_json(const svc_config_t *cfg);
  *  numbers.permittedPrefixes (when any are given) and matches none of numbers.blockedPatterns. */
 bool svc_config_number_allowed(const svc_config_t *cfg, const char *phone);
 
-/** Slot capacity of the slot starting at slot_start_ms (UTC ms). */
-int svc_config_capacity(const svc_config_t *cfg, int64_t slot_start_ms);
 void svc_config_free(svc_config_t *cfg);
 
 #endif

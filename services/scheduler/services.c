@@ -20,6 +20,7 @@
 typedef struct entry {
     struct entry *next;
     char tenant[40];
+    hours_t *hours;
     svc_config_t cfg;
     int refs;
     bool stale;
@@ -39,6 +40,7 @@ svc_registry_t *svc_registry_new(void)
 
 static void entry_free(entry_t *e)
 {
+    hours_free(e->hours);
     svc_config_free(&e->cfg);
     free(e);
 }
@@ -102,6 +104,13 @@ eg_status_t svc_registry_get(svc_registry_t *r, eg_pg_t *pg, const char *tenant,
         st = EG_EINTERNAL;
         goto out;
     }
+    if (hours_compile(&e->cfg, &e->hours, err, sizeof err) != EG_OK) {
+        eg_log_error("hours of service %s cannot be compiled: %s", name, err);
+        svc_config_free(&e->cfg);
+        free(e);
+        st = EG_EINTERNAL;
+        goto out;
+    }
     snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
     e->refs = 1;
     pthread_mutex_lock(&r->lock);
@@ -112,6 +121,12 @@ eg_status_t svc_registry_get(svc_registry_t *r, eg_pg_t *pg, const char *tenant,
 out:
     eg_pg_res_free(res);
     return st;
+}
+
+const hours_t *svc_registry_hours(const svc_config_t *cfg)
+{
+    const entry_t *e = (const entry_t *)(const void *)((const char *)cfg - offsetof(entry_t, cfg));
+    return e->hours;
 }
 
 void svc_registry_release(svc_registry_t *r, const svc_config_t *cfg)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "engage/pg.h"
+#include "hours.h"
 #include "scheduler.h"
 #include "service_config.h"
 
@@ -16,6 +17,9 @@ void svc_registry_free(svc_registry_t *r);
 eg_status_t svc_registry_get(svc_registry_t *r, eg_pg_t *pg, const char *tenant, const char *name,
                              const svc_config_t **cfg);
 void svc_registry_release(svc_registry_t *r, const svc_config_t *cfg);
+/** The compiled hours of a configuration obtained from svc_registry_get (valid until it is
+ *  released). */
+const hours_t *svc_registry_hours(const svc_config_t *cfg);
 /** Forget a cached entry (after a change). */
 void svc_registry_forget(svc_registry_t *r, const char *tenant, const char *name);
 

@@ -1,8 +1,12 @@
 /* engagectl: the admin command line of Engage.
  *
  *   engagectl tenant create NAME [--json]      bootstrap: writes to PostgreSQL directly
+ *   engagectl key create [--role api|admin] [--rate-limit N] [--name LABEL]
+ *   engagectl key list | key revoke KEYID       API keys, through the admin API
  *   engagectl service put NAME FILE.json       through the admin API with an admin key
  *   engagectl service get NAME
+ *   engagectl callin-group put NAME FILE.json  call-in groups, through the admin API
+ *   engagectl callin-group get|delete NAME
  *
  * It reads the same ENGAGE_* variables as the services (make run writes them to
  * .run/engage.env). --json makes a command print one JSON object. Exit 0 on success, 1 on a
@@ -24,6 +28,9 @@ typedef struct {
     bool json;
     const char *admin_key;
     const char *url;
+    const char *role;       /* key create --role */
+    const char *rate_limit; /* key create --rate-limit */
+    const char *name;       /* key create --name */
     const char *args[8];
     int nargs;
 } opts_t;
@@ -33,8 +40,16 @@ static int usage(void)
     fprintf(stderr,
             "usage: engagectl [--json] [--admin-key K] [--url URL] COMMAND\n"
             "  tenant create NAME          create a tenant with an api key and an admin key\n"
+            "  key create [--role api|admin] [--rate-limit N] [--name LABEL]\n"
+            "                              create an API key (shown once; N requests/s,\n"
+            "                              default 2000, 0 = unlimited)\n"
+            "  key list                    list the tenant's API keys (never their secrets)\n"
+            "  key revoke KEYID            revoke an API key (effective within a second)\n"
             "  service put NAME FILE.json  create or update a callback service\n"
-            "  service get NAME            show a callback service's configuration\n");
+            "  service get NAME            show a callback service's configuration\n"
+            "  callin-group put NAME FILE.json  create or update a call-in group\n"
+            "  callin-group get NAME       show a call-in group's configuration\n"
+            "  callin-group delete NAME    delete a call-in group\n");
     return 2;
 }
 
@@ -201,6 +216,173 @@ static int service_cmd(const opts_t *o)
     return rc;
 }
 
+/* callin-group put NAME FILE.json | get NAME | delete NAME */
+static int callin_group_cmd(const opts_t *o)
+{
+    const char *verb = o->nargs >= 2 ? o->args[1] : "";
+    bool put = o->nargs == 4 && strcmp(verb, "put") == 0;
+    bool get = o->nargs == 3 && strcmp(verb, "get") == 0;
+    bool del = o->nargs == 3 && strcmp(verb, "delete") == 0;
+    if (!put && !get && !del)
+        return usage();
+    if (!o->admin_key) {
+        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+        return 2;
+    }
+    size_t len = 0;
+    char *body = NULL;
+    if (put) {
+        body = read_file(o->args[3], &len);
+        if (!body) {
+            fprintf(stderr, "engagectl: cannot read %s (or it is over 1 MiB)\n", o->args[3]);
+            return 2;
+        }
+    }
+    char url[1024], key_header[256];
+    snprintf(url, sizeof url, "%s/ges/api/v1/call-in-groups/%s", o->url, o->args[2]);
+    snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
+    const char *headers[] = {key_header, "Content-Type: application/json", NULL};
+    eg_http_resp_t resp;
+    const char *method = put ? "PUT" : (del ? "DELETE" : "GET");
+    eg_status_t st = eg_http_fetch(method, url, headers, body, len, 10000, &resp);
+    free(body);
+    if (st != EG_OK) {
+        fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));
+        return 1;
+    }
+    int rc = report(o, &resp);
+    eg_http_resp_free(&resp);
+    return rc;
+}
+
+/* One admin API call with the admin key; on EG_OK *resp is the caller's (eg_http_resp_free). */
+static eg_status_t admin_call(const opts_t *o, const char *method, const char *path,
+                              const char *body, eg_http_resp_t *resp)
+{
+    char url[1024], key_header[256];
+    snprintf(url, sizeof url, "%s%s", o->url, path);
+    snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
+    const char *headers[] = {key_header, "Content-Type: application/json", NULL};
+    eg_status_t st =
+        eg_http_fetch(method, url, headers, body, body ? strlen(body) : 0, 10000, resp);
+    if (st != EG_OK)
+        fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));
+    return st;
+}
+
+/* The envelope's data of a 2xx answer (parsed into *env, caller frees), or NULL after printing
+ * the server's error. */
+static eg_json_t *answer_data(const eg_http_resp_t *resp, eg_json_t **env)
+{
+    char err[160];
+    *env = eg_json_parse(resp->body, resp->len, 0, err, sizeof err);
+    if (resp->status >= 200 && resp->status < 300 && eg_json_get(*env, "data"))
+        return eg_json_get(*env, "data");
+    const char *msg = eg_json_str(eg_json_get(eg_json_get(*env, "status"), "message"));
+    fprintf(stderr, "engagectl: %d %s\n", resp->status, msg ? msg : resp->body);
+    return NULL;
+}
+
+/* key create [--role api|admin] [--rate-limit N] [--name LABEL] | key revoke KEYID | key list */
+static int key_cmd(const opts_t *o)
+{
+    const char *verb = o->args[1];
+    bool create = o->nargs == 2 && strcmp(verb, "create") == 0;
+    bool list = o->nargs == 2 && strcmp(verb, "list") == 0;
+    bool revoke = o->nargs == 3 && strcmp(verb, "revoke") == 0;
+    if (!create && !list && !revoke)
+        return usage();
+    if (!o->admin_key) {
+        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+        return 2;
+    }
+    char *body = NULL, path[256];
+    const char *method = "GET";
+    snprintf(path, sizeof path, "/ges/api/v1/keys");
+    if (create) {
+        eg_json_t *b = eg_json_object();
+        if (o->role)
+            eg_json_set_str(b, "role", o->role);
+        if (o->rate_limit) {
+            char *end;
+            long long v = strtoll(o->rate_limit, &end, 10);
+            if (end == o->rate_limit || *end) {
+                eg_json_free(b);
+                fprintf(stderr, "engagectl: --rate-limit must be an integer (0 = unlimited)\n");
+                return 2;
+            }
+            eg_json_set_int(b, "rateLimit", v);
+        }
+        if (o->name)
+            eg_json_set_str(b, "name", o->name);
+        body = eg_json_dump(b, NULL);
+        eg_json_free(b);
+        method = "POST";
+    } else if (revoke) {
+        snprintf(path, sizeof path, "/ges/api/v1/keys/%.64s", o->args[2]);
+        method = "DELETE";
+    }
+    eg_http_resp_t resp;
+    eg_status_t st = admin_call(o, method, path, body, &resp);
+    free(body);
+    if (st != EG_OK)
+        return 1;
+    eg_json_t *env = NULL;
+    eg_json_t *data = answer_data(&resp, &env);
+    int rc = data ? 0 : 1;
+    if (data && create) {
+        const char *id = eg_json_str(eg_json_get(data, "keyId"));
+        const char *key = eg_json_str(eg_json_get(data, "apiKey"));
+        const char *role = eg_json_str(eg_json_get(data, "role"));
+        int64_t rate = eg_json_int(eg_json_get(data, "rateLimit"));
+        if (o->json) {
+            eg_json_t *out = eg_json_object();
+            eg_json_set_str(out, "keyId", id ? id : "");
+            eg_json_set_str(out, "apiKey", key ? key : "");
+            eg_json_set_str(out, "role", role ? role : "");
+            eg_json_set_int(out, "rateLimit", rate);
+            char *text = eg_json_dump(out, NULL);
+            printf("%s\n", text);
+            free(text);
+            eg_json_free(out);
+        } else {
+            char rate_text[32] = "unlimited";
+            if (rate)
+                snprintf(rate_text, sizeof rate_text, "%lld/s", (long long)rate);
+            printf("key %s created (role %s, rate limit %s)\napi key: %s\n"
+                   "The key is shown once; only its hash is stored.\n",
+                   id ? id : "?", role ? role : "?", rate_text, key ? key : "?");
+        }
+    } else if (data && o->json) {
+        eg_json_t *out = eg_json_object();
+        eg_json_set(out, revoke ? "key" : "keys", eg_json_ref(data));
+        char *text = eg_json_dump(out, NULL);
+        printf("%s\n", text);
+        free(text);
+        eg_json_free(out);
+    } else if (data && revoke) {
+        printf("key %s revoked\n", o->args[2]);
+    } else if (data) {
+        printf("%-16s  %-5s  %10s  %-24s  %s\n", "KEY ID", "ROLE", "RATE/S", "CREATED", "STATUS");
+        for (size_t i = 0; i < eg_json_array_size(data); i++) {
+            eg_json_t *k = eg_json_array_get(data, i);
+            int64_t rate = eg_json_int(eg_json_get(k, "rateLimit"));
+            char rate_text[24];
+            if (rate)
+                snprintf(rate_text, sizeof rate_text, "%lld", (long long)rate);
+            else
+                snprintf(rate_text, sizeof rate_text, "unlimited");
+            printf("%-16s  %-5s  %10s  %-24s  %s\n", eg_json_str(eg_json_get(k, "keyId")),
+                   eg_json_str(eg_json_get(k, "role")), rate_text,
+                   eg_json_str(eg_json_get(k, "createdAt")),
+                   eg_json_true(eg_json_get(k, "revoked")) ? "revoked" : "active");
+        }
+    }
+    eg_json_free(env);
+    eg_http_resp_free(&resp);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts_t o = {.admin_key = eg_config_str("ENGAGE_ADMIN_KEY", NULL),
@@ -212,6 +394,12 @@ int main(int argc, char **argv)
             o.admin_key = argv[++i];
         else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
             o.url = argv[++i];
+        else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            o.role = argv[++i];
+        else if (strcmp(argv[i], "--rate-limit") == 0 && i + 1 < argc)
+            o.rate_limit = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            o.name = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] == '-')
             return usage();
         else if (o.nargs < 8)
@@ -225,6 +413,10 @@ int main(int argc, char **argv)
         rc = tenant_create(&o);
     else if (strcmp(o.args[0], "service") == 0)
         rc = service_cmd(&o);
+    else if (strcmp(o.args[0], "key") == 0)
+        rc = key_cmd(&o);
+    else if (strcmp(o.args[0], "callin-group") == 0)
+        rc = callin_group_cmd(&o);
     else
         rc = usage();
     eg_httpc_global_cleanup();

@@ -14,6 +14,11 @@
 #define EG_SUBJ_PROGRESS "engage.sched.progress"
 #define EG_SUBJ_RESCHEDULE "engage.sched.reschedule"
 #define EG_SUBJ_FIND "engage.sched.find"
+#define EG_SUBJ_AVAILABILITY "engage.sched.query.availability"
+#define EG_SUBJ_OPEN_FOR "engage.sched.query.open-for"
+#define EG_SUBJ_QUEUE_STATUS "engage.sched.query.queue-status"
+#define EG_SUBJ_EWT "engage.sched.query.ewt"
+#define EG_SUBJ_STATS "engage.sched.query.stats"
 #define EG_SCHED_QUEUE "scheduler"
 
 /** Broadcast: configuration changed (protobuf ConfigChanged); every cache drops the entry. */

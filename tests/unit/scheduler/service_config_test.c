@@ -62,7 +62,6 @@ Test(service_config, empty_object_gives_the_documented_defaults)
     cr_assert_eq(cfg.priority, 0);
     cr_assert_str_eq(cfg.dial_mode, "customer-first");
     cr_assert(cfg.open_24x7, "no businessHours must mean open 24x7");
-    cr_assert_eq(svc_config_capacity(&cfg, 1795892400000LL), 10);
     svc_config_free(&cfg);
     eg_assert_no_leaks();
 }

@@ -1,0 +1,386 @@
+/* Read-only queries. Availability walks the service's open slots (hours.c) and reads their
+ * booked counts with one HMGET; open-for and queue status come from the hours; the estimated
+ * wait time (EWT mode1) comes from the throughput of the last 32 callbacks an agent took in the
+ * virtual queue (eg:{t:T}:served:<vq>, kept by callback_store.c) times the callbacks waiting:
+ *
+ *   interval = (newest serve - oldest serve) / (serves - 1)
+ *   EWT      = callbacks waiting ahead x interval
+ *
+ * Modes 2 and 3 need the voice platform's agent statistics (queue.stats), which the bridge does
+ * not feed yet: they answer -1 with resultCode -2 and say why. */
+#include "queries.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callback_store.h"
+#include "engage.pb-c.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+#include "engage/timeutil.h"
+#include "hours.h"
+#include "services.h"
+
+#define MAX_AVAILABILITY_SLOTS 5000
+#define WEEK_MS (7LL * 86400000)
+
+static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = eg_xmalloc(n ? n : 1);
+    protobuf_c_message_pack(m, buf);
+    eg_bus_respond(bus, msg, buf, n);
+    free(buf);
+}
+
+/* Fill a Status for the reply; message copied into buf. */
+static Eg__Status *status_of(Eg__Status *s, eg_status_t st, char *buf, size_t len, const char *fmt,
+                             const char *arg)
+{
+    eg__status__init(s);
+    s->code = (int32_t)st;
+    if (fmt) {
+        snprintf(buf, len, fmt, arg);
+        s->message = buf;
+    }
+    return s;
+}
+
+static int64_t zcard(eg_store_t *store, const char *key)
+{
+    const char *argv[] = {"ZCARD", key};
+    eg_reply_t *r = NULL;
+    int64_t n = 0;
+    if (eg_store_command(store, 2, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_INTEGER)
+        n = r->integer;
+    eg_reply_free(r);
+    return n;
+}
+
+int q_ewt_for(worker_t *w, const char *tenant, const char *vq, int ahead)
+{
+    char k_served[200];
+    cb_key(k_served, sizeof k_served, tenant, "served", vq);
+    const char *argv[] = {"LRANGE", k_served, "0", "31"};
+    eg_reply_t *r = NULL;
+    int ewt = -1;
+    if (eg_store_command(w->store, 4, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_ARRAY &&
+        r->elements >= 2) {
+        int64_t newest = strtoll(r->element[0]->str, NULL, 10);
+        int64_t oldest = strtoll(r->element[r->elements - 1]->str, NULL, 10);
+        int64_t interval = (newest - oldest) / (int64_t)(r->elements - 1);
+        ewt = (int)((interval * ahead + 500) / 1000);
+    }
+    eg_reply_free(r);
+    return ewt;
+}
+
+eg_status_t q_availability(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__AvailabilityRequest *req =
+        eg__availability_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    char text[256];
+    Eg__Status status;
+    Eg__AvailabilityReply r = EG__AVAILABILITY_REPLY__INIT;
+    const svc_config_t *svc = NULL;
+    hours_slot_t *slots = NULL;
+    int *used = NULL;
+    int64_t *starts = NULL;
+    eg_status_t st = svc_registry_get(w->s->services, w->pg, req->tenant_id, req->service, &svc);
+    if (st != EG_OK) {
+        r.status = status_of(&status, st, text, sizeof text,
+                             st == EG_ENOTFOUND ? "service: callback service '%s' does not exist"
+                                                : "configuration unavailable (%s)",
+                             req->service);
+        goto out;
+    }
+    /* Only the bookable part of the range: from now to the horizon. */
+    int64_t now = eg_now_ms(), horizon = now + (int64_t)svc->horizon_days * 86400000LL;
+    int64_t from = req->start_ms, to = req->end_ms < horizon ? req->end_ms : horizon;
+    slots = eg_xcalloc(MAX_AVAILABILITY_SLOTS, sizeof *slots);
+    size_t n = from < to
+                   ? hours_slots(svc_registry_hours(svc), from, to, slots, MAX_AVAILABILITY_SLOTS)
+                   : 0;
+    used = eg_xcalloc(n ? n : 1, sizeof *used);
+    starts = eg_xcalloc(n ? n : 1, sizeof *starts);
+    for (size_t i = 0; i < n; i++)
+        starts[i] = slots[i].start_ms;
+    if (n && (st = cb_store_slot_counts(w->store, req->tenant_id, req->service, starts, n, used)) !=
+                 EG_OK) {
+        r.status = status_of(&status, st, text, sizeof text, "callback store unavailable%s", "");
+        goto out;
+    }
+    r.slots = eg_xcalloc(n ? n : 1, sizeof *r.slots);
+    for (size_t i = 0; i < n; i++) {
+        int free_places = slots[i].capacity - used[i];
+        if (free_places < 0)
+            free_places = 0;
+        if (slots[i].start_ms + (int64_t)svc->slot_minutes * 60000 <= now)
+            continue; /* already over */
+        if (free_places == 0 && !req->report_busy)
+            continue;
+        if (req->max_slots > 0 && (int)r.n_slots >= req->max_slots)
+            break;
+        Eg__SlotInfo *si = eg_xmalloc(sizeof *si);
+        eg__slot_info__init(si);
+        si->start_ms = slots[i].start_ms;
+        si->total = slots[i].capacity;
+        si->free = free_places;
+        r.slots[r.n_slots++] = si;
+    }
+    r.duration_min = svc->slot_minutes;
+    r.timezone = (char *)hours_timezone(svc_registry_hours(svc));
+    r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
+out:
+    respond(bus, msg, &r.base);
+    for (size_t i = 0; i < r.n_slots; i++)
+        free(r.slots[i]);
+    free(r.slots);
+    free(slots);
+    free(used);
+    free(starts);
+    if (svc)
+        svc_registry_release(w->s->services, svc);
+    eg__availability_request__free_unpacked(req, NULL);
+    return (eg_status_t)status.code;
+}
+
+/* Waiting callbacks of a service: those QUEUED or ROUTING. */
+static int waiting(worker_t *w, const char *tenant, const char *service)
+{
+    char k_q[200];
+    cb_key(k_q, sizeof k_q, tenant, "q", service);
+    return (int)zcard(w->store, k_q);
+}
+
+/* open-for and queue-status share the request and the reply. */
+static eg_status_t open_for_or_status(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg,
+                                      bool status_query)
+{
+    Eg__OpenForRequest *req =
+        eg__open_for_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    char text[256];
+    Eg__Status status;
+    Eg__QueueStatusReply r = EG__QUEUE_STATUS_REPLY__INIT;
+    const svc_config_t *svc = NULL;
+    eg_status_t st = svc_registry_get(w->s->services, w->pg, req->tenant_id, req->service, &svc);
+    if (st != EG_OK) {
+        r.status = status_of(&status, st, text, sizeof text,
+                             st == EG_ENOTFOUND ? "service: callback service '%s' does not exist"
+                                                : "configuration unavailable (%s)",
+                             req->service);
+        goto out;
+    }
+    const hours_t *hours = svc_registry_hours(svc);
+    int64_t start = req->start_ms ? req->start_ms : eg_now_ms();
+    int64_t until = hours_open_until(hours, start, WEEK_MS);
+    r.open_for_s = (until - start) / 1000;
+    if (status_query) {
+        r.ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue,
+                            waiting(w, req->tenant_id, req->service));
+        int64_t ewt_ms = r.ewt_s > 0 ? (int64_t)r.ewt_s * 1000 : 0;
+        r.offer_immediate = svc->immediate_enabled && r.open_for_s > 0 && start + ewt_ms < until;
+        r.offer_scheduled = svc->scheduled_enabled;
+    }
+    r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
+out:
+    respond(bus, msg, &r.base);
+    if (svc)
+        svc_registry_release(w->s->services, svc);
+    eg__open_for_request__free_unpacked(req, NULL);
+    return (eg_status_t)status.code;
+}
+
+eg_status_t q_open_for(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return open_for_or_status(w, bus, msg, false);
+}
+
+eg_status_t q_queue_status(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return open_for_or_status(w, bus, msg, true);
+}
+
+/* The services of a tenant whose virtual queue is vq (a service's name stands for its own
+ * queue). Names malloc'd into names[], at most max. */
+static int services_of_queue(worker_t *w, const char *tenant, const char *vq, char **names, int max,
+                             char *vq_out, size_t vq_len)
+{
+    const char *params[] = {tenant, vq};
+    eg_pg_res_t *res = NULL;
+    int n = 0;
+    snprintf(vq_out, vq_len, "%s", vq);
+    if (eg_pg_exec(w->pg,
+                   "SELECT name, coalesce(config->>'virtualQueue', name) FROM services WHERE "
+                   "tenant_id = $1::uuid AND (name = $2 OR coalesce(config->>'virtualQueue', "
+                   "name) = $2) ORDER BY name = $2 DESC",
+                   2, params, &res) == EG_OK) {
+        for (int i = 0; i < eg_pg_rows(res) && n < max; i++) {
+            /* A service named like the queue stands for its own virtual queue. */
+            if (i == 0 && strcmp(eg_pg_value(res, 0, 0), vq) == 0)
+                snprintf(vq_out, vq_len, "%s", eg_pg_value(res, 0, 1));
+            names[n++] = eg_xstrdup(eg_pg_value(res, i, 0));
+        }
+    }
+    eg_pg_res_free(res);
+    return n;
+}
+
+eg_status_t q_ewt(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__EwtRequest *req = eg__ewt_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    Eg__Status status;
+    char text[8];
+    Eg__EwtReply r = EG__EWT_REPLY__INIT;
+    r.items = eg_xcalloc(req->n_queues ? req->n_queues : 1, sizeof *r.items);
+    for (size_t i = 0; i < req->n_queues; i++) {
+        Eg__EwtItem *it = eg_xmalloc(sizeof *it);
+        eg__ewt_item__init(it);
+        it->virtual_queue = req->queues[i];
+        it->ewt_s = -1;
+        if (req->mode == 2 || req->mode == 3) {
+            it->result_code = -2;
+            it->message = (char *)"agent statistics from the voice platform (queue.stats) are not "
+                                  "available yet; use mode1";
+        } else {
+            char *names[64], vq[160];
+            int n = services_of_queue(w, req->tenant_id, req->queues[i], names, 64, vq, sizeof vq);
+            int ahead = 0;
+            for (int k = 0; k < n; k++) {
+                ahead += waiting(w, req->tenant_id, names[k]);
+                free(names[k]);
+            }
+            it->ewt_s = q_ewt_for(w, req->tenant_id, vq, ahead);
+            if (n == 0) {
+                it->result_code = -1;
+                it->message = (char *)"unknown virtual queue";
+            } else if (it->ewt_s < 0) {
+                it->result_code = -1;
+                it->message = (char *)"no interactions yet";
+            } else {
+                it->message = (char *)"OK";
+            }
+        }
+        r.items[r.n_items++] = it;
+    }
+    r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
+    respond(bus, msg, &r.base);
+    for (size_t i = 0; i < r.n_items; i++)
+        free(r.items[i]);
+    free(r.items);
+    eg__ewt_request__free_unpacked(req, NULL);
+    return EG_OK;
+}
+
+/* Booked share of the capacity of the open slots in the next 24 h. */
+static double utilisation(worker_t *w, const svc_config_t *svc, const char *tenant, int64_t now)
+{
+    hours_slot_t slots[1500];
+    size_t n = hours_slots(svc_registry_hours(svc), now, now + 86400000, slots, 1500);
+    if (n == 0)
+        return 0.0;
+    int64_t *starts = eg_xcalloc(n, sizeof *starts);
+    int *used = eg_xcalloc(n, sizeof *used);
+    for (size_t i = 0; i < n; i++)
+        starts[i] = slots[i].start_ms;
+    double booked = 0, capacity = 0;
+    if (cb_store_slot_counts(w->store, tenant, svc->name, starts, n, used) == EG_OK) {
+        for (size_t i = 0; i < n; i++) {
+            booked += used[i];
+            capacity += slots[i].capacity;
+        }
+    }
+    free(starts);
+    free(used);
+    return capacity > 0 ? booked / capacity : 0.0;
+}
+
+static int hget_int(eg_store_t *store, const char *key, const char *field)
+{
+    const char *argv[] = {"HGET", key, field};
+    eg_reply_t *r = NULL;
+    int v = 0;
+    if (eg_store_command(store, 3, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_STRING)
+        v = atoi(r->str);
+    eg_reply_free(r);
+    return v;
+}
+
+eg_status_t q_stats(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__StatsRequest *req =
+        eg__stats_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    Eg__Status status;
+    char text[256];
+    Eg__StatsReply r = EG__STATS_REPLY__INIT;
+    char **names = NULL;
+    size_t nnames = 0;
+    eg_status_t st = EG_OK;
+    char why[256] = "statistics unavailable";
+    if (req->n_services) {
+        names = eg_xcalloc(req->n_services, sizeof *names);
+        for (size_t i = 0; i < req->n_services; i++)
+            names[nnames++] = eg_xstrdup(req->services[i]);
+    } else {
+        const char *params[] = {req->tenant_id};
+        eg_pg_res_t *res = NULL;
+        st = eg_pg_exec(w->pg, "SELECT name FROM services WHERE tenant_id = $1::uuid ORDER BY name",
+                        1, params, &res);
+        int rows = st == EG_OK ? eg_pg_rows(res) : 0;
+        names = eg_xcalloc(rows ? (size_t)rows : 1, sizeof *names);
+        for (int i = 0; i < rows; i++)
+            names[nnames++] = eg_xstrdup(eg_pg_value(res, i, 0));
+        eg_pg_res_free(res);
+    }
+    int64_t now = eg_now_ms();
+    r.services = eg_xcalloc(nnames ? nnames : 1, sizeof *r.services);
+    for (size_t i = 0; st == EG_OK && i < nnames; i++) {
+        const svc_config_t *svc = NULL;
+        st = svc_registry_get(w->s->services, w->pg, req->tenant_id, names[i], &svc);
+        if (st != EG_OK) {
+            snprintf(why, sizeof why, "serviceName: callback service '%.100s' does not exist",
+                     names[i]);
+            break;
+        }
+        char k_due[200], k_stats[200], k_daily[240], rest[140];
+        cb_key(k_due, sizeof k_due, req->tenant_id, "due", names[i]);
+        cb_key(k_stats, sizeof k_stats, req->tenant_id, "stats", names[i]);
+        snprintf(rest, sizeof rest, "%s:%" PRId64, names[i], now / 86400000);
+        cb_key(k_daily, sizeof k_daily, req->tenant_id, "daily", rest);
+        Eg__ServiceStats *ss = eg_xmalloc(sizeof *ss);
+        eg__service_stats__init(ss);
+        ss->service = names[i];
+        ss->scheduled = (int32_t)zcard(w->store, k_due);
+        ss->queued = waiting(w, req->tenant_id, names[i]);
+        ss->processing = hget_int(w->store, k_stats, "processing");
+        ss->created_today = hget_int(w->store, k_daily, "created");
+        ss->completed_today = hget_int(w->store, k_daily, "completed");
+        ss->ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue, ss->queued);
+        ss->slot_utilisation = utilisation(w, svc, req->tenant_id, now);
+        r.services[r.n_services++] = ss;
+        svc_registry_release(w->s->services, svc);
+    }
+    if (st == EG_OK)
+        r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
+    else
+        r.status = status_of(&status, st, text, sizeof text, "%s", why);
+    respond(bus, msg, &r.base);
+    for (size_t i = 0; i < r.n_services; i++)
+        free(r.services[i]);
+    free(r.services);
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    eg__stats_request__free_unpacked(req, NULL);
+    return st;
+}
