@@ -23,10 +23,10 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
                          const char *name)
 {
     const char *method = eg_http_method(req);
-    bool put = strcmp(method, "PUT") == 0;
-    if (!put && strcmp(method, "GET") != 0) {
-        eg_http_add_header(req, "Allow", "GET, PUT");
-        eg_http_reply_envelope(req, 405, "method not allowed: use GET or PUT", NULL);
+    bool put = strcmp(method, "PUT") == 0, del = strcmp(method, "DELETE") == 0;
+    if (!put && !del && strcmp(method, "GET") != 0) {
+        eg_http_add_header(req, "Allow", "GET, PUT, DELETE");
+        eg_http_reply_envelope(req, 405, "method not allowed: use GET, PUT or DELETE", NULL);
         return 405;
     }
     uint8_t *buf;
@@ -57,8 +57,9 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
     }
     void *raw = NULL;
     size_t raw_len = 0;
-    eg_status_t st = sched_call(api, put ? EG_SUBJ_SERVICE_PUT : EG_SUBJ_SERVICE_GET, buf, n,
-                                eg_http_corr_id(req), &raw, &raw_len);
+    const char *subject =
+        put ? EG_SUBJ_SERVICE_PUT : (del ? EG_SUBJ_SERVICE_DELETE : EG_SUBJ_SERVICE_GET);
+    eg_status_t st = sched_call(api, subject, buf, n, eg_http_corr_id(req), &raw, &raw_len);
     free(buf);
     if (st != EG_OK) {
         eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
@@ -79,9 +80,10 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
         eg_json_t *cfg =
             eg_json_parse(r->config_json, strlen(r->config_json), 0, jerr, sizeof jerr);
         code = put && r->created ? 201 : 200;
-        eg_http_reply_envelope(req, code, code == 201 ? "Created" : "OK", cfg);
-        if (put)
-            eg_log_info("service %s %s", name, code == 201 ? "created" : "updated");
+        eg_http_reply_envelope(req, code, code == 201 ? "Created" : (del ? "Deleted" : "OK"), cfg);
+        if (put || del)
+            eg_log_info("service %s %s", name,
+                        del ? "deleted" : (code == 201 ? "created" : "updated"));
     } else {
         code = eg_status_http(st);
         eg_http_reply_error(req, st, *r->status->message ? r->status->message : eg_status_str(st));

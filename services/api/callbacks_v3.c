@@ -156,6 +156,24 @@ static eg_json_t *callback_json(const Eg__CallbackReply *r)
     eg_json_set_str(d, "createdTime", iso);
     eg_json_set_int(d, "attempts", cb->attempts);
     eg_json_set_int(d, "priority", cb->priority);
+    /* Each dial attempt with its latest voice-platform result. */
+    eg_json_t *log = eg_json_array();
+    for (size_t i = 0; i < cb->n_attempt_log; i++) {
+        const Eg__Attempt *a = cb->attempt_log[i];
+        eg_json_t *o = eg_json_object();
+        eg_json_set_int(o, "attempt", a->number);
+        eg_time_format_iso(a->dialed_ms, iso);
+        eg_json_set_str(o, "dialedTime", iso);
+        if (a->ended_ms) {
+            eg_time_format_iso(a->ended_ms, iso);
+            eg_json_set_str(o, "endedTime", iso);
+        }
+        if (a->result && *a->result)
+            eg_json_set_str(o, "result", a->result);
+        eg_json_set_bool(o, "customerAnswered", a->answered);
+        eg_json_append(log, o);
+    }
+    eg_json_set(d, "attemptLog", log);
     return d;
 }
 

@@ -129,7 +129,11 @@ static int64_t index_score(const Eg__Callback *cb)
 
 static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
 {
+    /* Kept 14 days after its desired time, or after its last change when that is later (a
+     * callback that completes late stays readable for 14 days). */
     int64_t base = cb->desired_time_ms > cb->created_ms ? cb->desired_time_ms : cb->created_ms;
+    if (cb->updated_ms > base)
+        base = cb->updated_ms;
     int64_t ttl = base + CB_RETENTION_MS - now;
     return ttl > 1000 ? ttl : 1000;
 }

@@ -498,29 +498,63 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
         set_status(reply, EG_OK, NULL);
 }
 
+typedef struct {
+    int64_t now;
+    const hours_t *hours; /* NULL when the service is gone: dispatch anyway */
+    const char *outcome;  /* for the log: "dispatched", "deferred", "expired" */
+} dispatch_arg_t;
+
+/* A due callback is handed to the voice platform, unless it expired (FAIL_TIMEOUT_TTL) or its
+ * service is closed now: then it waits for the next opening (or expires if none comes before
+ * its expiry). Business hours are checked again here because they may have changed since the
+ * booking, and a retry's due time may fall outside them. */
 static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next, void *arg,
                                     eg_status_t *st)
 {
-    int64_t now = *(const int64_t *)arg;
+    dispatch_arg_t *d = arg;
     *st = EG_OK;
-    if (prev->state != EG__STATE__STATE_SCHEDULED || prev->due_ms > now)
+    if (prev->state != EG__STATE__STATE_SCHEDULED || prev->due_ms > d->now)
         return LC_IGNORE; /* another dispatcher was first, or it moved */
-    lc_dispatch(next, now);
+    if (prev->expiry_ms && d->now >= prev->expiry_ms) {
+        lc_expire(prev, d->now, next);
+        d->outcome = "expired";
+        return LC_APPLY;
+    }
+    if (d->hours && !hours_is_open(d->hours, d->now)) {
+        int64_t limit = prev->expiry_ms ? prev->expiry_ms - d->now : 14LL * 86400000;
+        int64_t open = hours_next_open(d->hours, d->now, limit);
+        if (open < 0) {
+            lc_expire(prev, d->now, next);
+            d->outcome = "expired";
+        } else {
+            lc_defer(prev, open, d->now, next);
+            d->outcome = "deferred to the next opening";
+        }
+        return LC_APPLY;
+    }
+    lc_dispatch(next, d->now);
+    d->outcome = "dispatched";
     return LC_APPLY;
 }
 
 eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service, const char *id,
                             bool *dispatched)
 {
-    int64_t now = eg_now_ms();
+    dispatch_arg_t d = {.now = eg_now_ms()};
+    const svc_config_t *svc = NULL;
+    if (svc_registry_get(w->s->services, w->pg, tenant, service, &svc) == EG_OK)
+        d.hours = svc_registry_hours(svc);
     Eg__Callback *done = NULL;
-    eg_status_t st = apply(w, tenant, id, mutate_dispatch, &now, &done, NULL);
+    eg_status_t st = apply(w, tenant, id, mutate_dispatch, &d, &done, NULL);
+    if (svc)
+        svc_registry_release(w->s->services, svc);
     if (st == EG_ENOTFOUND) /* expired or erased: nothing left to dispatch */
         cb_store_forget_due(w->store, tenant, service, id);
-    *dispatched = st == EG_OK && done;
-    if (*dispatched) {
-        eg_counter_inc(w->s->dispatched);
-        eg_log_info("callback %s due: dispatched, attempt %u", id, done->attempts);
+    *dispatched = st == EG_OK && done && done->state == EG__STATE__STATE_QUEUED;
+    if (done) {
+        if (*dispatched)
+            eg_counter_inc(w->s->dispatched);
+        eg_log_info("callback %s due: %s (attempt %u)", id, d.outcome, done->attempts);
         eg__callback__free_unpacked(done, NULL);
     }
     return st == EG_ENOTFOUND ? EG_OK : st;

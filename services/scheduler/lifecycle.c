@@ -159,6 +159,20 @@ eg_status_t lc_cancel(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next
     return EG_OK;
 }
 
+void lc_expire(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next)
+{
+    finish(next, EG__REASON__REASON_FAIL_TIMEOUT_TTL);
+    next->updated_ms = now_ms;
+    next->version = cb->version + 1;
+}
+
+void lc_defer(const Eg__Callback *cb, int64_t due_ms, int64_t now_ms, Eg__Callback *next)
+{
+    next->due_ms = due_ms;
+    next->updated_ms = now_ms;
+    next->version = cb->version + 1;
+}
+
 void lc_free_attempts(Eg__Callback *cb)
 {
     for (size_t i = 0; i < cb->n_attempt_log; i++) {

@@ -36,6 +36,13 @@ void lc_dispatch(Eg__Callback *next, int64_t now_ms);
 /** Cancel: COMPLETED CANCELLED unless PROCESSING or COMPLETED (EG_ESTATE). */
 eg_status_t lc_cancel(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
 
+/** Expired before it could be served: COMPLETED FAIL_TIMEOUT_TTL. */
+void lc_expire(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
+
+/** A due callback found its service closed: it stays SCHEDULED, due at due_ms (the next
+ *  opening). */
+void lc_defer(const Eg__Callback *cb, int64_t due_ms, int64_t now_ms, Eg__Callback *next);
+
 /** Free an attempt log built with lc_dispatch on a stack record. */
 void lc_free_attempts(Eg__Callback *cb);
 

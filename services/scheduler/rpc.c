@@ -116,8 +116,11 @@ static eg_status_t handle_callback_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
     return st == EG_EPROTO ? EG_EIO : st; /* answered: not "undecodable" */
 }
 
-static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, bool put)
+enum { SVC_GET, SVC_PUT, SVC_DELETE };
+
+static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, int op)
 {
+    bool put = op == SVC_PUT;
     char err[512] = "";
     char *effective = NULL;
     bool created = false;
@@ -135,7 +138,11 @@ static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg,
             eg__service_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
         if (!req)
             return EG_EPROTO;
-        st = svc_get(w->s, w->pg, req->tenant_id, req->name, &effective);
+        if (op == SVC_DELETE)
+            st = svc_delete(w->s, w->pg, w->store, req->tenant_id, req->name, &effective, err,
+                            sizeof err);
+        else
+            st = svc_get(w->s, w->pg, req->tenant_id, req->name, &effective);
         if (st == EG_ENOTFOUND)
             snprintf(err, sizeof err, "callback service '%s' does not exist", req->name);
         eg__service_request__free_unpacked(req, NULL);
@@ -204,11 +211,15 @@ static eg_status_t handle_find(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 
 static eg_status_t handle_service_put(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
-    return handle_service(w, bus, msg, true);
+    return handle_service(w, bus, msg, SVC_PUT);
 }
 static eg_status_t handle_service_get(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
-    return handle_service(w, bus, msg, false);
+    return handle_service(w, bus, msg, SVC_GET);
+}
+static eg_status_t handle_service_delete(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    return handle_service(w, bus, msg, SVC_DELETE);
 }
 
 /* Every request subject and its handler. A module adds its operations here (one line each);
@@ -231,6 +242,7 @@ static const struct {
     {EG_SUBJ_STATS, q_stats},
     {EG_SUBJ_SERVICE_PUT, handle_service_put},
     {EG_SUBJ_SERVICE_GET, handle_service_get},
+    {EG_SUBJ_SERVICE_DELETE, handle_service_delete},
     {EG_SUBJ_KEY_CREATE, keys_admin_create},
     {EG_SUBJ_KEY_LIST, keys_admin_list},
     {EG_SUBJ_KEY_REVOKE, keys_admin_revoke},

@@ -15,6 +15,7 @@
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "callback_store.h"
 #include "engage/subjects.h"
 
 typedef struct entry {
@@ -221,4 +222,59 @@ eg_status_t svc_get(sched_t *s, eg_pg_t *pg, const char *tenant, const char *nam
     *effective = svc_config_to_json(cfg);
     svc_registry_release(s->services, cfg);
     return EG_OK;
+}
+
+/* Callbacks of a service not yet completed: SCHEDULED (due) plus waiting in the queue. */
+static long live_callbacks(eg_store_t *store, const char *tenant, const char *name)
+{
+    char k_due[200], k_q[200];
+    cb_key(k_due, sizeof k_due, tenant, "due", name);
+    cb_key(k_q, sizeof k_q, tenant, "q", name);
+    const char *a[] = {"ZCARD", k_due}, *b[] = {"ZCARD", k_q};
+    const char *const *cmds[] = {a, b};
+    int argcs[] = {2, 2};
+    eg_reply_t *r[2] = {NULL, NULL};
+    long n = -1;
+    if (eg_store_pipeline(store, 2, argcs, cmds, r) == EG_OK && r[0]->type == EG_REPLY_INTEGER &&
+        r[1]->type == EG_REPLY_INTEGER)
+        n = (long)(r[0]->integer + r[1]->integer);
+    eg_reply_free(r[0]);
+    eg_reply_free(r[1]);
+    return n;
+}
+
+eg_status_t svc_delete(sched_t *s, eg_pg_t *pg, eg_store_t *store, const char *tenant,
+                       const char *name, char **effective, char *err, size_t errlen)
+{
+    eg_status_t st = svc_get(s, pg, tenant, name, effective);
+    if (st != EG_OK)
+        return st;
+    long live = live_callbacks(store, tenant, name);
+    if (live != 0) {
+        snprintf(err, errlen,
+                 live < 0 ? "callback store unavailable; try again"
+                          : "service '%s' still has %ld callbacks scheduled or queued; cancel them "
+                            "first",
+                 name, live);
+        free(*effective);
+        *effective = NULL;
+        return live < 0 ? EG_EUNAVAIL : EG_ECONFLICT;
+    }
+    const char *params[] = {tenant, name};
+    st = eg_pg_exec(pg, "DELETE FROM services WHERE tenant_id = $1::uuid AND name = $2", 2, params,
+                    NULL);
+    if (st == EG_OK) {
+        const char *audit[] = {tenant, "service.delete", name};
+        eg_pg_exec(pg,
+                   "INSERT INTO audit_log (tenant_id, actor, action, detail) VALUES ($1::uuid, "
+                   "'admin-api', $2, jsonb_build_object('service', $3::text))",
+                   3, audit, NULL);
+        svc_registry_forget(s->services, tenant, name);
+        broadcast_change(s, tenant, name);
+    } else {
+        free(*effective);
+        *effective = NULL;
+        snprintf(err, errlen, "could not delete the service");
+    }
+    return st;
 }

@@ -31,4 +31,9 @@ eg_status_t svc_put(sched_t *s, eg_pg_t *pg, const char *tenant, const char *nam
 eg_status_t svc_get(sched_t *s, eg_pg_t *pg, const char *tenant, const char *name,
                     char **effective);
 
+/** Delete a service. Refused (EG_ECONFLICT, err says why) while it has callbacks waiting or
+ *  queued: cancel them first. *effective gets the deleted configuration (caller frees). */
+eg_status_t svc_delete(sched_t *s, eg_pg_t *pg, eg_store_t *store, const char *tenant,
+                       const char *name, char **effective, char *err, size_t errlen);
+
 #endif

@@ -93,3 +93,38 @@ Test(booking, full_slot_is_429_with_proposals)
     }
     cr_expect_eq(ok, 2, "exactly the capacity is booked");
 }
+
+Test(admin, delete_service_refused_while_callbacks_pending_then_gone)
+{
+    char name[64], path[160], body[200];
+    unique_name(name, sizeof name, "del");
+    const char *admin = e2e_env("ENGAGE_ADMIN_KEY");
+    e2e_resp_t r = put_service(admin, name, "{}");
+    cr_assert_eq(r.status, 201);
+    e2e_free(&r);
+    char iso[EG_ISO_LEN + 1];
+    eg_time_format_iso(eg_now_ms() + 5 * 3600000, iso);
+    snprintf(body, sizeof body,
+             "{\"serviceName\":\"%s\",\"phoneNumber\":\"+15550010001\",\"desiredTime\":\"%s\"}",
+             name, iso);
+    r = e2e_post("/engagement/v3/callbacks/create", e2e_env("ENGAGE_API_KEY"), body);
+    cr_assert_eq(r.status, 200);
+    char id[40];
+    snprintf(id, sizeof id, "%s", e2e_data_str(&r, "id"));
+    e2e_free(&r);
+    snprintf(path, sizeof path, "/ges/api/v1/services/%s", name);
+    r = e2e_call("DELETE", path, admin, NULL, NULL);
+    cr_expect_eq(r.status, 409, "a service with a pending callback is kept (%d)", r.status);
+    cr_expect(strstr(e2e_message(&r), "cancel") != NULL, "%s", e2e_message(&r));
+    e2e_free(&r);
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    r = e2e_post("/engagement/v3/callbacks/cancel", e2e_env("ENGAGE_API_KEY"), body);
+    cr_assert_eq(r.status, 200);
+    e2e_free(&r);
+    r = e2e_call("DELETE", path, admin, NULL, NULL);
+    cr_expect_eq(r.status, 200);
+    e2e_free(&r);
+    r = e2e_call("GET", path, admin, NULL, NULL);
+    cr_expect_eq(r.status, 404, "gone");
+    e2e_free(&r);
+}

@@ -276,6 +276,12 @@ Test(tenants, another_tenants_key_gets_404)
     r = e2e_post(CANCEL, other, body);
     cr_expect_eq(r.status, 404);
     e2e_free(&r);
+    char rbody[160], later[EG_ISO_LEN + 1];
+    eg_time_format_iso(eg_now_ms() + 6 * 3600000, later);
+    snprintf(rbody, sizeof rbody, "{\"id\":\"%s\",\"desiredTime\":\"%s\"}", id, later);
+    r = e2e_post("/engagement/v3/callbacks/reschedule", other, rbody);
+    cr_expect_eq(r.status, 404, "tenant B cannot reschedule tenant A's callback");
+    e2e_free(&r);
     r = retrieve(api_key(), id);
     cr_expect_str_eq(e2e_data_str(&r, "callbackState"), "SCHEDULED", "still untouched");
     e2e_free(&r);

@@ -203,6 +203,53 @@ Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
     cr_expect_str_eq(e2e_data_str(&resp, "callbackReason"), "FAIL_CALL_TO_CUSTOMER");
     int attempts = (int)eg_json_int(eg_json_get(eg_json_get(resp.body, "data"), "attempts"));
     cr_expect_eq(attempts, 3, "three attempts (%d)", attempts);
+    eg_json_t *log = eg_json_get(eg_json_get(resp.body, "data"), "attemptLog");
+    cr_expect_eq(eg_json_array_size(log), 3, "each attempt is kept");
+    for (size_t i = 0; i < eg_json_array_size(log); i++)
+        cr_expect_str_eq(eg_json_str(eg_json_get(eg_json_array_get(log, i), "result")), "BUSY",
+                         "attempt %zu result", i + 1);
     e2e_free(&resp);
+    free(id);
+}
+
+Test(lifecycle, due_while_closed_waits_for_the_next_opening, .timeout = 30)
+{
+    /* Booked on an open service, then the service closes for today before the callback is due:
+     * at its time the dispatcher must not dial it but defer it to the next opening. */
+    char service[48], path[96], json[600], today[11], iso[EG_ISO_LEN + 1], phone[20];
+    unsigned r;
+    eg_random_bytes(&r, sizeof r);
+    snprintf(service, sizeof service, "closes-%u", r);
+    snprintf(path, sizeof path, "/ges/api/v1/services/%s", service);
+    e2e_resp_t put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL, "{}");
+    cr_assert_eq(put.status, 201);
+    e2e_free(&put);
+    int64_t now = eg_now_ms();
+    if ((now % 86400000) > 86400000 - 60000)
+        cr_skip_test("too close to midnight UTC for this test");
+    eg_time_format_iso(now + 3000, iso);
+    memcpy(today, iso, 10);
+    today[10] = '\0';
+    answered_phone(phone);
+    char *id = create_in(service, phone, iso);
+    snprintf(json, sizeof json,
+             "{\"businessHours\":{\"mon\":[[\"00:00\",\"24:00\"]],\"tue\":[[\"00:00\",\"24:00\"]],"
+             "\"wed\":[[\"00:00\",\"24:00\"]],\"thu\":[[\"00:00\",\"24:00\"]],"
+             "\"fri\":[[\"00:00\",\"24:00\"]],\"sat\":[[\"00:00\",\"24:00\"]],"
+             "\"sun\":[[\"00:00\",\"24:00\"]]},\"specialDays\":{\"%s\":[]}}",
+             today);
+    put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL, json);
+    cr_assert_eq(put.status, 200);
+    e2e_free(&put);
+    sleep_ms(6000);
+    eg_store_t *voice = NULL;
+    cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
+    cr_expect_eq(commands_for(voice, id, "dial"), 0, "not dialled while closed");
+    eg_store_close(voice);
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    e2e_resp_t got = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+    cr_expect_str_eq(e2e_data_str(&got, "callbackState"), "SCHEDULED", "still waiting");
+    e2e_free(&got);
     free(id);
 }

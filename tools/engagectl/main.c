@@ -5,6 +5,7 @@
  *   engagectl key list | key revoke KEYID       API keys, through the admin API
  *   engagectl service put NAME FILE.json       through the admin API with an admin key
  *   engagectl service get NAME
+ *   engagectl service delete NAME
  *   engagectl callin-group put NAME FILE.json  call-in groups, through the admin API
  *   engagectl callin-group get|delete NAME
  *
@@ -47,6 +48,7 @@ static int usage(void)
             "  key revoke KEYID            revoke an API key (effective within a second)\n"
             "  service put NAME FILE.json  create or update a callback service\n"
             "  service get NAME            show a callback service's configuration\n"
+            "  service delete NAME         delete a callback service (none may be pending)\n"
             "  callin-group put NAME FILE.json  create or update a call-in group\n"
             "  callin-group get NAME       show a call-in group's configuration\n"
             "  callin-group delete NAME    delete a call-in group\n");
@@ -185,7 +187,8 @@ static int service_cmd(const opts_t *o)
 {
     bool put = o->nargs == 4 && strcmp(o->args[1], "put") == 0;
     bool get = o->nargs == 3 && strcmp(o->args[1], "get") == 0;
-    if (!put && !get)
+    bool del = o->nargs == 3 && strcmp(o->args[1], "delete") == 0;
+    if (!put && !get && !del)
         return usage();
     if (!o->admin_key) {
         fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
@@ -205,7 +208,8 @@ static int service_cmd(const opts_t *o)
     snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
     const char *headers[] = {key_header, "Content-Type: application/json", NULL};
     eg_http_resp_t resp;
-    eg_status_t st = eg_http_fetch(put ? "PUT" : "GET", url, headers, body, len, 10000, &resp);
+    eg_status_t st = eg_http_fetch(put ? "PUT" : (del ? "DELETE" : "GET"), url, headers, body, len,
+                                   10000, &resp);
     free(body);
     if (st != EG_OK) {
         fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));

@@ -11,6 +11,7 @@
 #define EG_SUBJ_CANCEL "engage.sched.cancel"
 #define EG_SUBJ_SERVICE_PUT "engage.sched.service.put"
 #define EG_SUBJ_SERVICE_GET "engage.sched.service.get"
+#define EG_SUBJ_SERVICE_DELETE "engage.sched.service.delete"
 #define EG_SUBJ_PROGRESS "engage.sched.progress"
 #define EG_SUBJ_RESCHEDULE "engage.sched.reschedule"
 #define EG_SUBJ_FIND "engage.sched.find"

@@ -186,3 +186,20 @@ Test(lifecycle, dispatch_counts_attempts_and_logs_each)
         cr_expect_eq(cb->attempt_log[i]->number, i + 1);
     drop(cb);
 }
+
+Test(lifecycle, expire_and_defer)
+{
+    Eg__Callback *cb = queued(0);
+    cb->expiry_ms = NOW;
+    Eg__Callback next = *cb;
+    lc_expire(cb, NOW + 1, &next);
+    cr_expect_eq(next.state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(next.reason, EG__REASON__REASON_FAIL_TIMEOUT_TTL);
+    cr_expect_eq(next.version, cb->version + 1);
+    next = *cb;
+    lc_defer(cb, NOW + 3600000, NOW, &next);
+    cr_expect_eq(next.state, EG__STATE__STATE_SCHEDULED, "still waiting");
+    cr_expect_eq(next.due_ms, NOW + 3600000);
+    cr_expect_eq(next.version, cb->version + 1);
+    drop(cb);
+}
