@@ -177,6 +177,7 @@ Test(openapi, every_route_of_the_contract_is_documented)
         {"get", "/engagement/v3/openapi.json"},
         {"put", "/ges/api/v1/services/{name}"},
         {"get", "/ges/api/v1/services/{name}"},
+        {"delete", "/ges/api/v1/services/{name}"},
         {"post", "/ges/api/v1/keys"},
         {"get", "/ges/api/v1/keys"},
         {"delete", "/ges/api/v1/keys/{keyId}"},
