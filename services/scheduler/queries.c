@@ -4,7 +4,11 @@
  * virtual queue (eg:{t:T}:served:<vq>, kept by callback_store.c) times the callbacks waiting:
  *
  *   interval = (newest serve - oldest serve) / (serves - 1)
- *   EWT      = callbacks waiting ahead x interval
+ *   EWT      = position x interval
+ *
+ * where position is 1 for the next callback an agent takes: a callback already in the queue
+ * has its rank (retrieve), a new caller comes after all who wait (estimated-wait-time,
+ * queue-status).
  *
  * Modes 2 and 3 need the voice platform's agent statistics (queue.stats), which the bridge does
  * not feed yet: they answer -1 with resultCode -2 and say why. */
@@ -182,8 +186,9 @@ static eg_status_t open_for_or_status(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
     int64_t until = hours_open_until(hours, start, WEEK_MS);
     r.open_for_s = (until - start) / 1000;
     if (status_query) {
+        /* A caller asking now would come after everyone waiting. */
         r.ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue,
-                            waiting(w, req->tenant_id, req->service));
+                            waiting(w, req->tenant_id, req->service) + 1);
         int64_t ewt_ms = r.ewt_s > 0 ? (int64_t)r.ewt_s * 1000 : 0;
         r.offer_immediate = svc->immediate_enabled && r.open_for_s > 0 && start + ewt_ms < until;
         r.offer_scheduled = svc->scheduled_enabled;
@@ -258,7 +263,7 @@ eg_status_t q_ewt(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
                 ahead += waiting(w, req->tenant_id, names[k]);
                 free(names[k]);
             }
-            it->ewt_s = q_ewt_for(w, req->tenant_id, vq, ahead);
+            it->ewt_s = q_ewt_for(w, req->tenant_id, vq, ahead + 1); /* a new caller's wait */
             if (n == 0) {
                 it->result_code = -1;
                 it->message = (char *)"unknown virtual queue";
@@ -365,7 +370,7 @@ eg_status_t q_stats(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         ss->processing = hget_int(w->store, k_stats, "processing");
         ss->created_today = hget_int(w->store, k_daily, "created");
         ss->completed_today = hget_int(w->store, k_daily, "completed");
-        ss->ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue, ss->queued);
+        ss->ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue, ss->queued + 1);
         ss->slot_utilisation = utilisation(w, svc, req->tenant_id, now);
         r.services[r.n_services++] = ss;
         svc_registry_release(w->s->services, svc);

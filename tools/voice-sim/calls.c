@@ -32,6 +32,7 @@ void call_free(call_t *c)
     free(c->tenant);
     free(c->callback_id);
     free(c->attempt);
+    free(c->vq);
     free(c);
 }
 

@@ -15,8 +15,10 @@ typedef struct {
     char call_id[EG_UUID_STR_LEN + 1];
     const char *const *steps; /* static table from outcome_steps */
     size_t nsteps;
-    size_t next;    /* index of the next step to report */
-    int64_t due_ms; /* CLOCK_MONOTONIC ms of the next step */
+    size_t next;     /* index of the next step to report */
+    int64_t due_ms;  /* CLOCK_MONOTONIC ms of the next step */
+    char *vq;        /* owned; set for calls that queue for their virtual queue's agent */
+    int holds_agent; /* this call has the agent (between AGENT_CONNECTED and CALL_ENDED) */
 } call_t;
 
 typedef struct {

@@ -44,6 +44,7 @@ bool command_parse(const eg_reply_t *e, command_t *c)
     c->callback_id = field(f, "callback_id");
     c->attempt = field(f, "attempt");
     c->phone = field(f, "phone");
+    c->virtual_queue = field(f, "virtual_queue");
     if (c->type != NULL && strcmp(c->type, "dial") == 0) {
         c->kind = present(c->tenant) && present(c->callback_id) && present(c->attempt)
                       ? CMD_DIAL

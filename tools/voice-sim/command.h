@@ -19,6 +19,7 @@ typedef struct {
     const char *callback_id;
     const char *attempt;
     const char *phone;
+    const char *virtual_queue;
     char *count_key; /* owned: the voicesim:dials / voicesim:cancels field */
 } command_t;
 

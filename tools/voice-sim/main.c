@@ -12,6 +12,9 @@
  *   ..94  attempt 1: DIALING, BUSY; later attempts: answered (below)
  *   ..95  DIALING, PERSON, CALL_ENDED                     (customer answered, no agent came)
  *   ..96  DIALING, FAILED                                 (permanent failure)
+ *   ..97  DIALING, PERSON, then waits for the one agent of its virtual queue: AGENT_CONNECTED,
+ *         and CALL_ENDED after ENGAGE_VOICE_SIM_TALK_MS (default 1000): a queue served at a
+ *         known rate, for estimated-wait-time tests
  *   other ENGAGE_VOICE_SIM_DEFAULT_OUTCOME: "answer" (default) = DIALING, PERSON,
  *         AGENT_CONNECTED, CALL_ENDED (the agent talks for one step); or busy, noanswer,
  *         machine, fail (the sequences of 91, 92, 93, 96)
@@ -80,6 +83,7 @@ int main(void)
         .group = eg_config_str("ENGAGE_VOICE_SIM_GROUP", "voice-sim"),
         .consumer = consumer,
         .step_ms = (int)eg_config_int("ENGAGE_VOICE_SIM_STEP_MS", 200, 1, 3600000),
+        .talk_ms = (int)eg_config_int("ENGAGE_VOICE_SIM_TALK_MS", 1000, 1, 3600000),
         .metrics = eg_service_metrics(svc),
     };
     if (!outcome_parse(outcome, &opts.default_outcome)) {

@@ -40,6 +40,9 @@ const char *outcome_name(outcome_t o)
     if (o == OUTCOME_NO_AGENT) {
         return "no-agent";
     }
+    if (o == OUTCOME_AGENT_QUEUE) {
+        return "agent-queue";
+    }
     for (size_t i = 0; i < COUNT(names); i++) {
         if (names[i].outcome == o) {
             return names[i].name;
@@ -75,6 +78,8 @@ outcome_t outcome_for(const char *phone, long attempt, outcome_t def)
         return OUTCOME_NO_AGENT;
     case 6:
         return OUTCOME_FAIL;
+    case 7:
+        return OUTCOME_AGENT_QUEUE;
     default:
         return def;
     }

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agents.h"
 #include "calls.h"
 #include "command.h"
 #include "engage/log.h"
@@ -57,6 +58,7 @@ struct sim {
     int64_t next_claim_ms;
     char claim_cursor[64];
     calls_t calls;
+    agents_t *agents;
     eg_counter_t *dials;
     eg_counter_t *cancels;
     eg_counter_t *ignored;
@@ -73,6 +75,7 @@ sim_t *sim_new(const sim_opts_t *opts)
     s->o = *opts;
     atomic_init(&s->stop, false);
     s->read_pending = true;
+    s->agents = agents_new();
     s->claim_supported = true;
     snprintf(s->claim_cursor, sizeof(s->claim_cursor), "0-0");
 
@@ -109,6 +112,7 @@ void sim_free(sim_t *s)
         return;
     }
     calls_free(&s->calls);
+    agents_free(s->agents);
     eg_store_close(s->store);
     free(s->progress);
     free(s);
@@ -221,7 +225,12 @@ static int emit_batch(sim_t *s)
 
     while (n < EMIT_BATCH && calls_peek(&s->calls) != NULL &&
            calls_peek(&s->calls)->due_ms <= now) {
-        due[n++] = calls_pop(&s->calls);
+        call_t *c = calls_pop(&s->calls);
+        /* A call of a single-agent queue waits in line until its agent is free. */
+        if (c->vq && !c->holds_agent && strcmp(c->steps[c->next], "AGENT_CONNECTED") == 0 &&
+            !agents_take(s->agents, c))
+            continue;
+        due[n++] = c;
     }
     if (n == 0) {
         return 0;
@@ -276,12 +285,20 @@ static int emit_batch(sim_t *s)
         }
         eg_reply_free(replies[i]);
         c->next++;
+        if (c->holds_agent && strcmp(result, "CALL_ENDED") == 0) {
+            call_t *waiting = agents_release(s->agents, c);
+            if (waiting) { /* its agent is free now: it connects at once */
+                waiting->due_ms = now;
+                calls_push(&s->calls, waiting);
+            }
+        }
         if (c->next >= c->nsteps) {
             call_free(c);
             continue;
         }
-        /* Keep the cadence from the planned time, but never schedule into the past. */
-        c->due_ms += s->o.step_ms;
+        /* Keep the cadence from the planned time, but never schedule into the past. An agent
+         * talks for the talk time. */
+        c->due_ms += c->holds_agent ? s->o.talk_ms : s->o.step_ms;
         if (c->due_ms < now) {
             c->due_ms = now;
         }
@@ -315,6 +332,8 @@ static void apply_dial(sim_t *s, const command_t *c)
     size_t nsteps = outcome_steps(o, &steps);
     call_t *call =
         call_new(c->tenant, c->callback_id, c->attempt, steps, nsteps, eg_mono_ms() + s->o.step_ms);
+    if (o == OUTCOME_AGENT_QUEUE)
+        call->vq = eg_xstrdup(c->virtual_queue ? c->virtual_queue : "");
     eg_log_mask_phone(c->phone, masked, sizeof(masked));
     eg_log_info("dial tenant=%s callback=%s attempt=%s phone=%s outcome=%s call_id=%s", c->tenant,
                 c->callback_id, c->attempt, masked, outcome_name(o), call->call_id);
@@ -324,7 +343,13 @@ static void apply_dial(sim_t *s, const command_t *c)
 
 static void apply_cancel(sim_t *s, const command_t *c)
 {
-    size_t dropped = calls_drop_callback(&s->calls, c->tenant, c->callback_id);
+    size_t waiting = 0;
+    call_t *next = agents_cancel(s->agents, c->tenant, c->callback_id, &waiting);
+    if (next) {
+        next->due_ms = eg_mono_ms();
+        calls_push(&s->calls, next);
+    }
+    size_t dropped = calls_drop_callback(&s->calls, c->tenant, c->callback_id) + waiting;
     eg_log_info("cancel tenant=%s callback=%s attempt=%s: %s", c->tenant, c->callback_id,
                 c->attempt != NULL && c->attempt[0] != '\0' ? c->attempt : "-",
                 dropped > 0 ? "call in progress dropped" : "no call in progress");

@@ -13,6 +13,7 @@ typedef struct {
     const char *group;           /* consumer group on commands_stream */
     const char *consumer;        /* this process's consumer name in the group */
     int step_ms;                 /* delay between two progress steps of one call */
+    int talk_ms;                 /* how long an agent of a single-agent queue talks */
     outcome_t default_outcome;   /* for numbers without a special suffix */
     eg_metrics_t *metrics;       /* borrowed; the sim registers its series here */
 } sim_opts_t;
