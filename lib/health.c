@@ -10,11 +10,17 @@
  * it (a copy of the list is taken), so a slow check never blocks registration. */
 #include "engage/health.h"
 
+#include "engage/pg.h"
+#include "engage/store.h"
+
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engage/json.h"
+#include "engage/pg.h"
+#include "engage/store.h"
 #include "engage/mem.h"
 
 #define WHY_LEN 256
@@ -133,4 +139,28 @@ void eg_health_free(eg_health_t *h)
     free(h->checks);
     pthread_mutex_destroy(&h->mu);
     free(h);
+}
+
+eg_status_t eg_ready_redis(void *url, char *why, size_t whylen)
+{
+    eg_store_t *st = NULL;
+    eg_status_t rc = eg_store_open(&st, url, 1000);
+    if (rc == EG_OK)
+        rc = eg_store_ping(st);
+    if (rc != EG_OK)
+        snprintf(why, whylen, "Redis: %s", eg_status_str(rc));
+    eg_store_close(st);
+    return rc;
+}
+
+eg_status_t eg_ready_pg(void *dsn, char *why, size_t whylen)
+{
+    eg_pg_t *pg = NULL;
+    eg_status_t rc = eg_pg_open(&pg, dsn);
+    if (rc == EG_OK)
+        rc = eg_pg_ping(pg);
+    if (rc != EG_OK)
+        snprintf(why, whylen, "PostgreSQL: %s", eg_status_str(rc));
+    eg_pg_close(pg);
+    return rc;
 }

@@ -37,32 +37,6 @@ static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
     return EG_EUNAVAIL;
 }
 
-static eg_status_t ready_redis(void *arg, char *why, size_t whylen)
-{
-    sched_t *s = arg;
-    eg_store_t *st = NULL;
-    eg_status_t rc = eg_store_open(&st, s->cfg->redis_url, 1000);
-    if (rc == EG_OK)
-        rc = eg_store_ping(st);
-    if (rc != EG_OK)
-        snprintf(why, whylen, "Redis: %s", eg_status_str(rc));
-    eg_store_close(st);
-    return rc;
-}
-
-static eg_status_t ready_pg(void *arg, char *why, size_t whylen)
-{
-    sched_t *s = arg;
-    eg_pg_t *pg = NULL;
-    eg_status_t rc = eg_pg_open(&pg, s->cfg->pg_dsn);
-    if (rc == EG_OK)
-        rc = eg_pg_ping(pg);
-    if (rc != EG_OK)
-        snprintf(why, whylen, "PostgreSQL: %s", eg_status_str(rc));
-    eg_pg_close(pg);
-    return rc;
-}
-
 static eg_status_t open_worker(sched_t *s, worker_t *w)
 {
     w->s = s;
@@ -191,8 +165,8 @@ int main(void)
         goto out;
     }
     eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &s);
-    eg_health_add_check(eg_service_health(svc), "redis", ready_redis, &s);
-    eg_health_add_check(eg_service_health(svc), "postgres", ready_pg, &s);
+    eg_health_add_check(eg_service_health(svc), "redis", eg_ready_redis, cfg.redis_url);
+    eg_health_add_check(eg_service_health(svc), "postgres", eg_ready_pg, cfg.pg_dsn);
     eg_service_register(svc);
     eg_log_info("scheduler ready with %d workers", cfg.workers);
     eg_service_wait(svc);

@@ -44,22 +44,6 @@
 #include "outcome.h"
 #include "sim.h"
 
-static eg_status_t ready_redis(void *arg, char *why, size_t whylen)
-{
-    const eg_config_t *cfg = arg;
-    eg_store_t *st = NULL;
-    eg_status_t rc = eg_store_open(&st, cfg->voice_redis_url, 1000);
-
-    if (rc == EG_OK) {
-        rc = eg_store_ping(st);
-    }
-    if (rc != EG_OK) {
-        snprintf(why, whylen, "voice Redis: %s", eg_status_str(rc));
-    }
-    eg_store_close(st);
-    return rc;
-}
-
 int main(void)
 {
     eg_config_t cfg;
@@ -112,7 +96,7 @@ int main(void)
         goto out;
     }
     loop_started = true;
-    eg_health_add_check(eg_service_health(svc), "voice-redis", ready_redis, &cfg);
+    eg_health_add_check(eg_service_health(svc), "voice-redis", eg_ready_redis, cfg.voice_redis_url);
     eg_service_register(svc);
     eg_service_wait(svc);
     rc = 0;

@@ -13,6 +13,12 @@ typedef struct eg_health eg_health_t;
  *  worker thread: it must be thread-safe and quick (bounded by its own timeout). */
 typedef eg_status_t (*eg_ready_fn)(void *arg, char *why, size_t whylen);
 
+/** Ready checks of a dependency reached by its URL or DSN (arg: the const char * URL/DSN,
+ *  borrowed; it must outlive the health object). Each opens a short-lived connection, so they
+ *  are thread-safe and never share a connection with the service's own work. */
+eg_status_t eg_ready_redis(void *url, char *why, size_t whylen);
+eg_status_t eg_ready_pg(void *dsn, char *why, size_t whylen);
+
 eg_health_t *eg_health_new(void);
 /** Add a named check (name copied). */
 void eg_health_add_check(eg_health_t *h, const char *name, eg_ready_fn fn, void *arg);
