@@ -26,8 +26,10 @@ build:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 	cmake --build build -j$$(nproc)
 
+# Release build, private stack under /var/tmp, ~10 minutes of measurements: prints the table,
+# writes .run/bench.json and docs/benchmarks.md (BENCH_SCALE=0.1 for a quick trial).
 bench:
-	@echo "make bench: not yet (benchmarks will live in tools/bench and docs/benchmarks.md)"
+	@$(SCRIPT_ENV) scripts/bench.sh
 
 format:
 	@find lib services tools tests -type f \( -name '*.c' -o -name '*.h' \) -not -path '*/build*' -print0 \

@@ -8,7 +8,8 @@
  * History tables (migration 2) are partitioned by desired_time. Each has a DEFAULT partition so
  * inserts always succeed; the archiver adds day partitions ahead of time. PostgreSQL refuses to
  * create a range partition while the DEFAULT partition holds rows in that range, so day
- * partitions must be created before their day's rows arrive (or the rows moved out first). */
+ * partitions must be created before their day's rows arrive (or the rows moved out first):
+ * services/archiver/partitions.c does both, and drops them after retention. */
 #include "migrations.h"
 
 static const eg_migration_t migrations[] = {
@@ -91,6 +92,20 @@ static const eg_migration_t migrations[] = {
      "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
      "    PRIMARY KEY (tenant_id, name)\n"
      ");\n"},
+    /* History search and GDPR (services/archiver/history.c): the admin search pages a tenant's
+     * callbacks newest first; gdpr_erased holds the ids of erased callbacks so that events
+     * still on their way (a cancel sent by the erase itself, a JetStream redelivery or replay)
+     * never bring their rows back. It holds no personal data and is purged after the events
+     * stream's retention (the archiver's retention job). */
+    {4, "history-search-gdpr",
+     "CREATE INDEX callbacks_tenant_created_idx ON callbacks (tenant_id, created_at DESC, id "
+     "DESC);\n"
+     "CREATE TABLE gdpr_erased (\n"
+     "    callback_id uuid PRIMARY KEY,\n"
+     "    tenant_id uuid NOT NULL,\n"
+     "    erased_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"
+     "CREATE INDEX gdpr_erased_at_idx ON gdpr_erased (erased_at);\n"},
 };
 
 const eg_migration_t *eg_migrations(size_t *count)

@@ -97,15 +97,24 @@ void eg_service_wait(eg_service_t *s)
     eg_log_info("received %s; stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-void eg_service_stop(eg_service_t *s)
+void eg_service_quiesce(eg_service_t *s)
 {
     if (!s)
         return;
     if (s->consul) {
         eg_consul_deregister(s->consul);
         eg_consul_free(s->consul);
+        s->consul = NULL;
     }
     eg_http_stop(s->http);
+    s->http = NULL;
+}
+
+void eg_service_stop(eg_service_t *s)
+{
+    if (!s)
+        return;
+    eg_service_quiesce(s);
     eg_health_free(s->health);
     eg_metrics_free(s->metrics);
     free(s);

@@ -12,6 +12,11 @@
  * or are otherwise idempotent, so a replay is harmless; plain non-idempotent commands (INCR,
  * XADD without an explicit id) sent through here have at-least-once semantics.
  *
+ * A server that restarted answers -LOADING to everything until it has read its AOF: that is
+ * EG_EUNAVAIL like a refused connection (no reply is handed out), so callers retry it as the
+ * outage it is instead of taking it for a refusal of the command (chaos_test found voice-sim
+ * dropping progress steps, and creates answered 502, in that window).
+ *
  * Scripts are registered once per store (source and SHA1 kept) and run with EVALSHA. A NOSCRIPT
  * reply (server restarted, SCRIPT FLUSH, failover) loads the source again and retries once.
  *
@@ -183,6 +188,15 @@ out:
     return st;
 }
 
+/* -LOADING: the server restarted and is still reading its AOF; it refuses every command until
+ * it is done, so this is an outage like a refused connection (EG_EUNAVAIL, try again later),
+ * not a protocol error. */
+static bool is_loading(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 7 &&
+           memcmp(r->str, "LOADING", 7) == 0;
+}
+
 static void free_replies(redisReply **rs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -226,6 +240,15 @@ static eg_status_t pipeline_roundtrip(eg_store_t *s, size_t n, const int *argcs,
         }
         if (i == n) {
             st = EG_OK;
+            /* A server still loading refused the whole batch: an outage, not n errors. */
+            for (i = 0; i < n; i++) {
+                if (is_loading(out[i])) {
+                    set_error(s, "redis %s:%d: still loading its data", s->url.host, s->url.port);
+                    free_replies(out, n);
+                    st = EG_EUNAVAIL;
+                    break;
+                }
+            }
             goto out;
         }
         free_replies(out, n);
@@ -299,6 +322,11 @@ static eg_status_t finish(eg_store_t *s, redisReply *r, eg_reply_t **reply)
 {
     eg_status_t st = EG_OK;
 
+    if (is_loading(r)) {
+        set_error(s, "redis %s:%d: still loading its data", s->url.host, s->url.port);
+        freeReplyObject(r);
+        return EG_EUNAVAIL;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         set_error(s, "%.*s", (int)r->len, r->str);
         st = EG_EPROTO;
@@ -328,7 +356,7 @@ static eg_status_t load_script(eg_store_t *s, script_t *sc)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         set_error(s, "SCRIPT LOAD: %.*s", (int)r->len, r->str);
-        st = EG_EPROTO;
+        st = is_loading(r) ? EG_EUNAVAIL : EG_EPROTO;
         goto out;
     }
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -419,7 +447,7 @@ eg_status_t eg_store_ping(eg_store_t *s)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         set_error(s, "PING: %.*s", (int)r->len, r->str);
-        st = EG_EPROTO;
+        st = is_loading(r) ? EG_EUNAVAIL : EG_EPROTO;
     }
 out:
     if (r != NULL) {

@@ -10,6 +10,11 @@
 #                           pg_ctl stop -m fast)
 #   stack.sh clean RUNDIR   stop, then delete the servers' data (logs stay in RUNDIR/logs)
 #   stack.sh status RUNDIR  which of the recorded processes are alive
+#   stack.sh restart RUNDIR redis|nats|postgres [term|kill]
+#                           stop one server and start it again on the same port with the same
+#                           data (Redis replays its AOF, NATS its JetStream store); term (the
+#                           default) stops it cleanly (PostgreSQL: pg_ctl restart -m fast), kill
+#                           crashes it (SIGKILL; PostgreSQL: -m immediate, then WAL recovery)
 #
 # Layout: RUNDIR/nats (JetStream store), RUNDIR/redis (AOF), RUNDIR/logs/*.log,
 # RUNDIR/pids/{nats,redis,postgres}.pid. PostgreSQL refuses root and its user must reach the
@@ -25,6 +30,7 @@ START_ATTEMPTS=3
 
 usage() {
     echo "usage: $0 start|stop|clean|status RUNDIR" >&2
+    echo "       $0 restart RUNDIR redis|nats|postgres [term|kill]" >&2
     exit 2
 }
 
@@ -177,55 +183,76 @@ wipe_data() {
 
 # --- start -------------------------------------------------------------------------------------
 
+# launch_nats PORT MPORT: starts nats-server on the store in RUNDIR/nats (kept as it is) and
+# waits for its /healthz; false when it did not come up (it is stopped again).
+launch_nats() {
+    local port="$1" mport="$2" pid i
+    mkdir -p "$RUNDIR/nats"
+    setsid nats-server -a 127.0.0.1 -p "$port" -m "$mport" -js \
+        -sd "$RUNDIR/nats" </dev/null >>"$RUNDIR/logs/nats.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$RUNDIR/pids/nats.pid"
+    for ((i = 0; i < 150; i++)); do
+        if [[ "$(curl -s -m 1 "http://127.0.0.1:$mport/healthz" 2>/dev/null || true)" == *'"ok"'* ]]; then
+            return 0
+        fi
+        pid_alive "$pid" || break
+        sleep 0.1
+    done
+    stop_pid "$pid" 5 nats-server || true
+    return 1
+}
+
 start_nats() {
-    local attempt port mport pid i
+    local attempt port mport
     for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
         port="$(pick_free_port)"
         mport="$(pick_free_port)"
         rm -rf "$RUNDIR/nats"
-        mkdir -p "$RUNDIR/nats"
         log "starting nats-server on 127.0.0.1:$port (monitoring $mport, JetStream in $RUNDIR/nats)"
-        setsid nats-server -a 127.0.0.1 -p "$port" -m "$mport" -js \
-            -sd "$RUNDIR/nats" </dev/null >>"$RUNDIR/logs/nats.log" 2>&1 &
-        pid=$!
-        echo "$pid" >"$RUNDIR/pids/nats.pid"
-        for ((i = 0; i < 150; i++)); do
-            if [[ "$(curl -s -m 1 "http://127.0.0.1:$mport/healthz" 2>/dev/null || true)" == *'"ok"'* ]]; then
-                NATS_PORT="$port"
-                NATS_MPORT="$mport"
-                return 0
-            fi
-            pid_alive "$pid" || break
-            sleep 0.1
-        done
-        stop_pid "$pid" 5 nats-server || true
+        if launch_nats "$port" "$mport"; then
+            NATS_PORT="$port"
+            NATS_MPORT="$mport"
+            return 0
+        fi
         warn "nats-server did not come up on $port (attempt $attempt); log tail:"
         tail -n 5 "$RUNDIR/logs/nats.log" >&2 || true
     done
     die "could not start nats-server"
 }
 
+# launch_redis PORT: starts redis-server on the data in RUNDIR/redis (kept as it is: a restart
+# loads its AOF) and waits for PONG; false when it did not come up (it is stopped again).
+launch_redis() {
+    local port="$1" pid i
+    mkdir -p "$RUNDIR/redis"
+    setsid redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+        --appendonly yes --appendfsync always --dir "$RUNDIR/redis" --save '' \
+        --daemonize no --logfile '' </dev/null >>"$RUNDIR/logs/redis.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$RUNDIR/pids/redis.pid"
+    # Up to 30 s: a restart replays the AOF before it answers.
+    for ((i = 0; i < 300; i++)); do
+        if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == "PONG" ]]; then
+            return 0
+        fi
+        pid_alive "$pid" || break
+        sleep 0.1
+    done
+    stop_pid "$pid" 5 redis-server || true
+    return 1
+}
+
 start_redis() {
-    local attempt port pid i
+    local attempt port
     for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
         port="$(pick_free_port)"
         rm -rf "$RUNDIR/redis"
-        mkdir -p "$RUNDIR/redis"
         log "starting redis-server on 127.0.0.1:$port (AOF, appendfsync always, in $RUNDIR/redis)"
-        setsid redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
-            --appendonly yes --appendfsync always --dir "$RUNDIR/redis" --save '' \
-            --daemonize no --logfile '' </dev/null >>"$RUNDIR/logs/redis.log" 2>&1 &
-        pid=$!
-        echo "$pid" >"$RUNDIR/pids/redis.pid"
-        for ((i = 0; i < 150; i++)); do
-            if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == "PONG" ]]; then
-                REDIS_PORT="$port"
-                return 0
-            fi
-            pid_alive "$pid" || break
-            sleep 0.1
-        done
-        stop_pid "$pid" 5 redis-server || true
+        if launch_redis "$port"; then
+            REDIS_PORT="$port"
+            return 0
+        fi
         warn "redis-server did not come up on $port (attempt $attempt); log tail:"
         tail -n 5 "$RUNDIR/logs/redis.log" >&2 || true
     done
@@ -310,6 +337,83 @@ do_start() {
     log "stack up: nats :$NATS_PORT, redis :$REDIS_PORT, postgres :$PG_PORT ($RUNDIR/stack.env)"
 }
 
+# --- restart (one server, same port, same data) ------------------------------------------------
+
+# Ports of the running stack, from RUNDIR/stack.env.
+stack_port() { # VAR: the port at the end of host:port in ${VAR}, or after "port=" in a DSN
+    local v="${!1:-}"
+    if [[ "$v" =~ port=([0-9]+) ]]; then
+        printf '%s\n' "${BASH_REMATCH[1]}"
+    elif [[ "$v" =~ :([0-9]+)(/[0-9]*)?$ ]]; then
+        printf '%s\n' "${BASH_REMATCH[1]}"
+    else
+        die "no port in $1 of $RUNDIR/stack.env"
+    fi
+}
+
+# kill_server NAME REGEX MODE: MODE kill = SIGKILL (a crash), term = SIGTERM (a clean stop).
+kill_server() {
+    local name="$1" re="$2" mode="$3" pid i
+    pid="$(read_pid "$RUNDIR/pids/$name.pid")"
+    pid_matches "$pid" "$re" || return 0
+    if [[ "$mode" == kill ]]; then
+        log "kill -9 $name (pid $pid)"
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            pid_alive "$pid" || return 0
+            sleep 0.1
+        done
+        die "$name (pid $pid) still alive 10 s after SIGKILL"
+    fi
+    log "stopping $name (pid $pid)"
+    stop_pid "$pid" 30 "$name" || true
+}
+
+do_restart() {
+    local name="$1" mode="$2" port mport pgmode attempt
+    [[ -f "$RUNDIR/stack.env" ]] || die "no $RUNDIR/stack.env: is the stack running?"
+    load_env_file "$RUNDIR/stack.env"
+    case "$name" in
+    redis)
+        port="$(stack_port ENGAGE_REDIS_URL)"
+        kill_server redis 'redis-server' "$mode"
+        for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
+            log "starting redis-server on 127.0.0.1:$port again (AOF in $RUNDIR/redis)"
+            launch_redis "$port" && return 0
+            warn "redis-server did not come up on $port (attempt $attempt); log tail:"
+            tail -n 5 "$RUNDIR/logs/redis.log" >&2 || true
+            sleep 1
+        done
+        die "could not restart redis-server on $port"
+        ;;
+    nats)
+        port="$(stack_port ENGAGE_NATS_URL)"
+        mport="$(stack_port ENGAGE_NATS_MONITOR_URL)"
+        kill_server nats 'nats-server' "$mode"
+        for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
+            log "starting nats-server on 127.0.0.1:$port again (JetStream in $RUNDIR/nats)"
+            launch_nats "$port" "$mport" && return 0
+            warn "nats-server did not come up on $port (attempt $attempt); log tail:"
+            tail -n 5 "$RUNDIR/logs/nats.log" >&2 || true
+            sleep 1
+        done
+        die "could not restart nats-server on $port"
+        ;;
+    postgres)
+        port="$(stack_port ENGAGE_PG_DSN)"
+        pgmode=fast
+        [[ "$mode" == kill ]] && pgmode=immediate
+        [[ -f "$PGBASE/pg/postmaster.pid" ]] || die "postgres is not running (no postmaster.pid)"
+        log "restarting postgres on 127.0.0.1:$port (pg_ctl restart -m $pgmode)"
+        as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/pg" -l "$PGBASE/postgres.log" -o "-p $port" \
+            -m "$pgmode" -w -t 60 restart >/dev/null 2>&1 || die "pg_ctl restart failed"
+        pg_isready -q -h 127.0.0.1 -p "$port" -t 30 || die "postgres not ready after restart"
+        head -n1 "$PGBASE/pg/postmaster.pid" >"$RUNDIR/pids/postgres.pid"
+        ;;
+    *) usage ;;
+    esac
+}
+
 do_status() {
     local f name pid
     for f in "$RUNDIR"/pids/*.pid; do
@@ -325,7 +429,7 @@ do_status() {
 }
 
 main() {
-    (($# == 2)) || usage
+    (($# >= 2)) || usage
     local cmd="$1"
     RUNDIR="$(abspath "$2")"
     PGBASE="$(pg_base_for "$RUNDIR")"
@@ -341,6 +445,11 @@ main() {
         log "stack stopped and its data removed ($RUNDIR)"
         ;;
     status) do_status ;;
+    restart)
+        (($# >= 3 && $# <= 4)) || usage
+        [[ "${4:-term}" =~ ^(term|kill)$ ]] || usage
+        do_restart "$3" "${4:-term}"
+        ;;
     *) usage ;;
     esac
 }

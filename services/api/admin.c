@@ -2,7 +2,8 @@
  * configuration through the scheduler (which owns configuration) and answers 201 when it
  * created the service, 200 when it updated it; GET returns the effective configuration.
  * POST/GET /ges/api/v1/keys and DELETE /ges/api/v1/keys/{keyId} create, list and revoke the
- * admin key's tenant's API keys. */
+ * admin key's tenant's API keys. GET /ges/api/v1/callbacks[/export] and POST
+ * /ges/api/v1/gdpr/{erase,export} go to history_admin.c. */
 #include "admin.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "engage/mem.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "history_admin.h"
 #include "sched_client.h"
 
 static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *who,
@@ -341,6 +343,15 @@ int admin_route(eg_http_req_t *req, void *arg)
         if (!api_begin(api, req, &who, true))
             return 401;
         return admin_callin_group(api, req, &who, rest + strlen(callin));
+    }
+    /* History search and export, GDPR (history_admin.c). */
+    bool history = strcmp(rest, "/callbacks") == 0 || strcmp(rest, "/callbacks/export") == 0;
+    if (history || strncmp(rest, "/gdpr/", 6) == 0) {
+        api_identity_t who;
+        if (!api_begin(api, req, &who, true))
+            return 401;
+        return history ? admin_callbacks(api, req, &who, rest + strlen("/callbacks"))
+                       : admin_gdpr(api, req, &who, rest + strlen("/gdpr/"));
     }
     const char *prefix = "/services/";
     if (strncmp(rest, prefix, strlen(prefix)) != 0 || !rest[strlen(prefix)] ||

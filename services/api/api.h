@@ -14,6 +14,7 @@
 typedef struct {
     const eg_config_t *cfg;
     eg_bus_t *bus;
+    atomic_bool bus_ready;       /**< bus is open (routes are served before it is) */
     eg_cache_t *auth_cache;      /**< BLAKE2b(key) -> api_identity_t */
     eg_cache_t *auth_key_ids;    /**< key id -> its auth_cache key (to drop one key precisely) */
     eg_cache_t *key_changes;     /**< key ids changed moments ago: answers are not cached */

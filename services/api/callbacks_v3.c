@@ -16,6 +16,7 @@
 #include "engage/states.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "history_client.h"
 #include "sched_client.h"
 #include "queries_v3.h"
 #include "validate.h"
@@ -156,6 +157,8 @@ static eg_json_t *callback_json(const Eg__CallbackReply *r)
     eg_json_set_str(d, "createdTime", iso);
     eg_json_set_int(d, "attempts", cb->attempts);
     eg_json_set_int(d, "priority", cb->priority);
+    static const char *const origins[] = {"api", "ui", "ivr", "call-in"};
+    eg_json_set_str(d, "origin", (unsigned)cb->origin < 4 ? origins[cb->origin] : "api");
     /* Each dial attempt with its latest voice-platform result. */
     eg_json_t *log = eg_json_array();
     for (size_t i = 0; i < cb->n_attempt_log; i++) {
@@ -306,36 +309,27 @@ static int handle_find(api_t *api, eg_http_req_t *req, const api_identity_t *who
     fr.state = st_code;
     fr.limit = limit;
     fr.offset = offset;
-    uint8_t buf[512];
-    size_t n = eg__find_request__get_packed_size(&fr);
-    eg__find_request__pack(&fr, buf);
-    void *raw = NULL;
-    size_t raw_len = 0;
-    if (sched_call(api, EG_SUBJ_FIND, buf, n, eg_http_corr_id(req), &raw, &raw_len) != EG_OK) {
+    /* Live records and history together (history_client.c). */
+    history_find_t found;
+    if (history_find(api, &fr, eg_http_corr_id(req), &found) != EG_OK) {
         eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return 503;
-    }
-    Eg__FindReply *r = eg__find_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status || r->status->code != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        if (r)
-            eg__find_reply__free_unpacked(r, NULL);
         return 503;
     }
     eg_json_t *data = eg_json_object(), *list = eg_json_array();
-    for (size_t i = 0; i < r->n_callbacks; i++) {
+    for (size_t i = 0; i < found.n; i++) {
         Eg__CallbackReply one = EG__CALLBACK_REPLY__INIT;
-        one.callback = r->callbacks[i];
+        one.callback = found.callbacks[i];
         one.estimated_wait_s = -1;
         eg_json_append(list, callback_json(&one));
     }
     eg_json_set(data, "callbacks", list);
-    eg_json_set_int(data, "total", r->total);
+    eg_json_set_int(data, "total", found.total);
     eg_json_set_int(data, "limit", limit);
     eg_json_set_int(data, "offset", offset);
+    if (found.partial)
+        eg_json_set_bool(data, "historyUnavailable", true);
     eg_http_reply_envelope(req, 200, "OK", data);
-    eg__find_reply__free_unpacked(r, NULL);
+    history_find_free(&found);
     return 200;
 }
 

@@ -30,7 +30,7 @@
 static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
 {
     api_t *api = arg;
-    if (eg_bus_connected(api->bus))
+    if (atomic_load(&api->bus_ready) && eg_bus_connected(api->bus))
         return EG_OK;
     snprintf(why, whylen, "not connected to NATS");
     return EG_EUNAVAIL;
@@ -97,12 +97,7 @@ int main(void)
         eg_metrics_counter(m, "engage_api_scheduler_unavailable_total",
                            "Requests the scheduler did not answer in time", NULL);
 
-    if (eg_bus_open(&api.bus, cfg.nats_url, cfg.instance_id, 10000) != EG_OK) {
-        eg_log_error("cannot connect to NATS at startup");
-        goto out;
-    }
-    eg_bus_subscribe(api.bus, EG_SUBJ_CONFIG_CHANGED, NULL, on_config_changed, &api);
-
+    /* Routes first: a request that arrives while NATS is still connecting gets 503, not 404. */
     eg_http_server_t *http = eg_service_http(svc);
     /* Every route prefix and its handler (the longest matching prefix wins): one line each. */
     static const struct {
@@ -123,6 +118,13 @@ int main(void)
         routes[i] = (counted_route_t){table[i].fn, &api};
         eg_http_route(http, table[i].prefix, count, &routes[i]);
     }
+    if (eg_bus_open(&api.bus, cfg.nats_url, cfg.instance_id, 10000) != EG_OK) {
+        eg_log_error("cannot connect to NATS at startup");
+        goto out;
+    }
+    eg_bus_subscribe(api.bus, EG_SUBJ_CONFIG_CHANGED, NULL, on_config_changed, &api);
+    atomic_store(&api.bus_ready, true);
+
     eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &api);
     eg_service_register(svc);
     eg_log_info("api ready");

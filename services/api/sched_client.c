@@ -4,6 +4,7 @@
  * of an already cancelled callback answers "not cancellable" only if it truly was). */
 #include "sched_client.h"
 
+#include <stdatomic.h>
 #include <time.h>
 
 #include "engage/bus.h"
@@ -22,7 +23,10 @@ eg_status_t sched_call(api_t *api, const char *subject, const void *data, size_t
         int timeout = (int)(left < PER_TRY_TIMEOUT_MS ? left : PER_TRY_TIMEOUT_MS);
         if (timeout < 50)
             timeout = 50;
-        st = eg_bus_request(api->bus, subject, data, len, corr_id, timeout, reply, reply_len);
+        /* The listener starts before the bus is open: until then, answer "unavailable". */
+        eg_bus_t *bus = atomic_load(&api->bus_ready) ? api->bus : NULL;
+        st = bus ? eg_bus_request(bus, subject, data, len, corr_id, timeout, reply, reply_len)
+                 : EG_EUNAVAIL;
         if (st == EG_OK || (st != EG_EUNAVAIL && st != EG_ETIMEOUT))
             break;
         if (eg_mono_ms() + 100 >= deadline)

@@ -9,6 +9,7 @@
 
 #include "engage/ids.h"
 #include "engage/mem.h"
+#include "engage/phone.h"
 #include "engage/timeutil.h"
 
 /* Fields accepted and stored with the callback but not interpreted by Engage (GES reporting). */
@@ -19,15 +20,7 @@ static const char *const extra_fields[] = {"language",           "routePoint",  
 
 bool api_phone_valid(const char *s)
 {
-    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9')
-        return false;
-    size_t n = strlen(s + 1);
-    if (n < 8 || n > 15)
-        return false;
-    for (size_t i = 1; s[i]; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
+    return eg_phone_valid(s);
 }
 
 static eg_json_t *parse_object(const char *body, size_t len, char *err, size_t errlen)

@@ -24,6 +24,14 @@
  * A batch is one transaction. It starts by taking a transaction-scoped advisory lock per
  * callback, in a fixed order (by hash), so two archivers that share the durable consumer never
  * interleave the read-then-write steps above for one callback, and never deadlock on each other.
+ * Under those locks it reads the GDPR tombstones (gdpr_erased, migration 4) of the batch's
+ * callbacks and drops their events: an erased callback's late events (the cancel the erase
+ * itself caused, a redelivery, a replay of the stream) never bring its rows back. The erase
+ * (history.c) takes the same locks, so the two never interleave.
+ *
+ * Statements: a batch reads the latest rows of all its callbacks at once (after the locks, so
+ * nothing changes them meanwhile) and keeps that view up to date as it writes; an event then
+ * costs the upsert (when newer), the user data (when it has any) and its event row.
  *
  * Timestamps travel as integer milliseconds in text parameters and become timestamptz through
  * to_timestamp(ms / 1000), which PostgreSQL rounds to whole microseconds, so a value read back
@@ -34,10 +42,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engage/buf.h"
 #include "engage/ids.h"
 #include "engage/log.h"
+#include "engage/mem.h"
 #include "engage/states.h"
 
 /* First key of the two-key advisory locks: "EGAR", so they cannot meet other users' locks. */
@@ -47,13 +57,29 @@
 
 #define TS(n) "to_timestamp($" #n "::double precision / 1000)"
 
+/* The ids are hashed in canonical form (lower case), as the GDPR erase locks them
+ * (history.c), so both meet on the same locks whatever case an event spells its id in. */
 static const char SQL_LOCK[] =
     "SELECT pg_advisory_xact_lock(" LOCK_CLASS ", h) "
-    "FROM (SELECT DISTINCT hashtext(x) AS h FROM unnest($1::text[]) AS x ORDER BY h) AS s";
+    "FROM (SELECT DISTINCT hashtext(x::uuid::text) AS h FROM unnest($1::text[]) AS x "
+    "ORDER BY h) AS s";
 
+/* Callbacks of the batch erased by a GDPR request: their events are dropped. */
+static const char SQL_ERASED[] =
+    "SELECT callback_id::text FROM gdpr_erased WHERE callback_id = ANY($1::uuid[])";
+
+/* The latest row of each callback of the batch: read once per batch, after the locks. */
 static const char SQL_CURRENT[] =
-    "SELECT version, (extract(epoch FROM desired_time) * 1000)::bigint "
-    "FROM callbacks WHERE id = $1 ORDER BY version DESC LIMIT 1";
+    "SELECT DISTINCT ON (id) id::text, version, (extract(epoch FROM desired_time) * 1000)::bigint "
+    "FROM callbacks WHERE id = ANY($1::uuid[]) ORDER BY id, version DESC";
+
+/* What the batch knows of one callback's row: read with SQL_CURRENT, then kept up to date as
+ * the batch writes, so an event costs no read of its own. Events of one callback share one. */
+typedef struct {
+    bool exists;
+    long long version;
+    char desired[24]; /* epoch ms as text */
+} current_t;
 
 /* A reschedule: the callback's rows leave their old desired_time. */
 static const char *const SQL_MOVE[] = {
@@ -119,16 +145,24 @@ static bool data_error(const eg_pg_t *pg)
     return strncmp(e, "22", 2) == 0 || strncmp(e, "23", 2) == 0;
 }
 
-/* Lock every callback of the batch for the rest of the transaction. */
-static eg_status_t lock_callbacks(eg_pg_t *pg, const Eg__Event *const *events, size_t n)
+/* Lock every callback of the batch for the rest of the transaction, read the latest row of each
+ * into cur (of[i] is event i's entry, shared by the events of one callback), and mark in
+ * erased[] the events of callbacks a GDPR erase has tombstoned. Read after the locks, the
+ * tombstones are those of every erase that committed before: an erase holds the same locks while it
+ * writes them, so it either finished before this batch looks, or waits until the batch committed
+ * and then deletes what the batch wrote. */
+static eg_status_t lock_callbacks(eg_pg_t *pg, const Eg__Event *const *events, size_t n,
+                                  bool *erased, current_t *cur, current_t **of)
 {
     eg_buf_t arr;
+    eg_pg_res_t *res = NULL;
     eg_status_t st = EG_OK;
 
     eg_buf_init(&arr, LOCK_ARRAY_MAX);
     /* Ids passed archive_event_check: UUIDs need no quoting inside an array literal. */
     st = eg_buf_puts(&arr, "{");
     for (size_t i = 0; i < n && st == EG_OK; i++) {
+        erased[i] = false;
         if (i > 0) {
             st = eg_buf_puts(&arr, ",");
         }
@@ -142,16 +176,56 @@ static eg_status_t lock_callbacks(eg_pg_t *pg, const Eg__Event *const *events, s
     if (st == EG_OK) {
         const char *params[1] = {arr.data};
         st = eg_pg_exec(pg, SQL_LOCK, 1, params, NULL);
+        if (st == EG_OK) {
+            st = eg_pg_exec(pg, SQL_ERASED, 1, params, &res);
+        }
     }
+    for (int r = 0; st == EG_OK && r < eg_pg_rows(res); r++) {
+        const char *id = eg_pg_value(res, r, 0);
+        for (size_t i = 0; id != NULL && i < n; i++) {
+            if (strcasecmp(events[i]->callback->id, id) == 0) {
+                erased[i] = true;
+            }
+        }
+    }
+    eg_pg_res_free(res);
+    res = NULL;
+
+    /* Events of one callback share the entry of its first event. */
+    for (size_t i = 0; i < n; i++) {
+        of[i] = &cur[i];
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(events[i]->callback->id, events[j]->callback->id) == 0) {
+                of[i] = of[j];
+                break;
+            }
+        }
+    }
+    if (st == EG_OK) {
+        const char *params[1] = {arr.data};
+        st = eg_pg_exec(pg, SQL_CURRENT, 1, params, &res);
+    }
+    for (int r = 0; st == EG_OK && r < eg_pg_rows(res); r++) {
+        const char *id = eg_pg_value(res, r, 0);
+        const char *v = eg_pg_value(res, r, 1);
+        const char *d = eg_pg_value(res, r, 2);
+        for (size_t i = 0; id != NULL && i < n; i++) {
+            if (of[i] == &cur[i] && strcasecmp(events[i]->callback->id, id) == 0) {
+                cur[i].exists = true;
+                cur[i].version = v != NULL ? strtoll(v, NULL, 10) : 0;
+                snprintf(cur[i].desired, sizeof cur[i].desired, "%s", d != NULL ? d : "");
+            }
+        }
+    }
+    eg_pg_res_free(res);
     eg_buf_free(&arr);
     return st;
 }
 
-static eg_status_t write_event(eg_pg_t *pg, const Eg__Event *ev)
+static eg_status_t write_event(eg_pg_t *pg, const Eg__Event *ev, current_t *cur)
 {
     const Eg__Callback *cb = ev->callback;
-    eg_pg_res_t *res = NULL;
-    eg_status_t st;
+    eg_status_t st = EG_OK;
     char desired[24], created[24], updated[24], at[24], version[24], attempts[16];
     char current[24] = "";
     const char *target = desired;
@@ -165,18 +239,9 @@ static eg_status_t write_event(eg_pg_t *pg, const Eg__Event *ev)
     snprintf(version, sizeof version, "%" PRIu64, cb->version);
     snprintf(attempts, sizeof attempts, "%" PRIu32, cb->attempts);
 
-    const char *p_id[1] = {cb->id};
-    st = eg_pg_exec(pg, SQL_CURRENT, 1, p_id, &res);
-    if (st != EG_OK) {
-        goto out;
-    }
-    if (eg_pg_rows(res) > 0) {
-        const char *v = eg_pg_value(res, 0, 0);
-        const char *d = eg_pg_value(res, 0, 1);
-        long long row_version = v != NULL ? strtoll(v, NULL, 10) : 0;
-
-        snprintf(current, sizeof current, "%s", d != NULL ? d : "");
-        newer = row_version < 0 || (unsigned long long)row_version < cb->version;
+    if (cur->exists) {
+        snprintf(current, sizeof current, "%s", cur->desired);
+        newer = cur->version < 0 || (unsigned long long)cur->version < cb->version;
         if (!newer) {
             target = current;
         }
@@ -208,6 +273,9 @@ static eg_status_t write_event(eg_pg_t *pg, const Eg__Event *ev)
         if (st != EG_OK) {
             goto out;
         }
+        cur->exists = true;
+        cur->version = (long long)cb->version;
+        snprintf(cur->desired, sizeof cur->desired, "%s", desired);
     }
 
     if (cb->user_data_json != NULL && cb->user_data_json[0] != '\0') {
@@ -231,7 +299,6 @@ static eg_status_t write_event(eg_pg_t *pg, const Eg__Event *ev)
     st = eg_pg_exec(pg, SQL_EVENT, 9, p_ev, NULL);
 
 out:
-    eg_pg_res_free(res);
     return st;
 }
 
@@ -239,6 +306,8 @@ eg_status_t archive_write_batch(eg_pg_t *pg, const Eg__Event *const *events, siz
                                 bool *permanent)
 {
     eg_status_t st = EG_OK;
+    bool *erased = NULL;
+    current_t *cur = NULL, **of = NULL;
 
     if (permanent != NULL) {
         *permanent = false;
@@ -250,9 +319,19 @@ eg_status_t archive_write_batch(eg_pg_t *pg, const Eg__Event *const *events, siz
     if (st != EG_OK) {
         goto out;
     }
-    st = lock_callbacks(pg, events, n);
+    erased = eg_xcalloc(n, sizeof *erased);
+    cur = eg_xcalloc(n, sizeof *cur);
+    of = eg_xcalloc(n, sizeof *of);
+    st = lock_callbacks(pg, events, n, erased, cur, of);
     for (size_t i = 0; i < n && st == EG_OK; i++) {
-        st = write_event(pg, events[i]);
+        if (erased[i]) {
+            eg_log_set_corr(events[i]->corr_id);
+            eg_log_info("event %s of callback %s dropped: the callback was erased (GDPR)",
+                        events[i]->event_id, events[i]->callback->id);
+            eg_log_set_corr(NULL);
+            continue;
+        }
+        st = write_event(pg, events[i], of[i]);
     }
     if (st == EG_OK) {
         st = eg_pg_commit(pg);
@@ -266,6 +345,9 @@ out:
          * lost connection it sends nothing. */
         eg_pg_rollback(pg);
     }
+    free(erased);
+    free(cur);
+    free(of);
     return st;
 }
 

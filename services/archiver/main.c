@@ -12,9 +12,23 @@
  * When PostgreSQL fails the batch for another reason, its messages are negatively acknowledged
  * with a delay of NAK_DELAY_MS and come back; eg_pg reconnects on the next statement.
  *
+ * Besides the writes it keeps the tables' day partitions and retention (partitions.c: at start
+ * and every hour) and answers history requests on engage.archive.> in queue group "archiver"
+ * (requests.c: search, GDPR erase and export).
+ *
+ * Test hook: ENGAGE_CLOCK_OFFSET_MS (default 0) is added to "now" for retention decisions only
+ * (which partitions and rows are old enough to drop), so a test can see history of "20 days
+ * ago" dropped without waiting 20 days. Never set it in production: a positive offset drops
+ * history early. ENGAGE_ARCHIVER_REQUESTS=0 (default 1) makes an archiver answer no requests,
+ * for tests that run one against a schema of their own.
+ *
  * Threading model: the main thread starts everything (frame, migrations, bus, consumer), then
  * waits for SIGTERM/SIGINT. One consumer thread owns the pull consumer and its own PostgreSQL
- * connection; nothing else touches either (the main thread closes them after joining it). When
+ * connection; nothing else touches either (the main thread closes them after joining it). One
+ * maintenance thread owns another PostgreSQL connection for partitions and retention, and checks
+ * the stop flag every MAINT_TICK_MS between runs. ENGAGE_WORKERS request workers each own a
+ * queue subscription (its own NATS delivery thread) and a PostgreSQL connection; a GDPR request
+ * makes nested requests to the scheduler on the shared, thread-safe bus. When
  * a fetch fails (the durable was deleted, the server restarted) the thread binds the consumer
  * again; readiness reports it unbound meanwhile. It fetches with a FETCH_WAIT_MS wait, so it sees
  * the stop flag at least that often; on stop it finishes (commits and acknowledges) the batch in
@@ -36,16 +50,24 @@
 #include "engage/config.h"
 #include "engage/events.h"
 #include "engage/log.h"
+#include "engage/mem.h"
 #include "engage/pg.h"
 #include "engage/service.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "partitions.h"
+#include "requests.h"
 
 #define BATCH_MAX 200
 #define FETCH_WAIT_MS 200
 #define ACK_WAIT_S 30
 #define NAK_DELAY_MS 1000
 #define REBIND_MS 1000
+#define MAINT_INTERVAL_MS (3600 * 1000) /* partitions and retention: hourly */
+#define MAINT_RETRY_MS (60 * 1000)      /* after a run that failed somewhere */
+#define MAINT_TICK_MS 200
+#define STOP_REQUESTS_MS 60000 /* how long a stop waits for history requests in flight */
+#define CLOCK_OFFSET_MAX_MS (3650LL * 86400000)
 
 typedef struct {
     const eg_config_t *cfg;
@@ -62,6 +84,13 @@ typedef struct {
     eg_counter_t *rejected;
     eg_gauge_t *lag;
     eg_histogram_t *commit_time;
+    eg_pg_t *maint_pg;       /* the maintenance thread's */
+    int64_t clock_offset_ms; /* ENGAGE_CLOCK_OFFSET_MS: test hook, retention only */
+    eg_counter_t *maint_runs, *maint_errors, *parts_created, *parts_dropped, *rows_moved,
+        *rows_purged;
+    arch_worker_t *workers; /* cfg->workers request workers */
+    arch_gate_t gate;       /* lets main wait for requests in flight before freeing metrics */
+    eg_counter_t *requests, *request_errors;
 } archiver_t;
 
 static void sleep_ms(long ms)
@@ -123,6 +152,58 @@ static void register_metrics(archiver_t *a, eg_metrics_t *m)
     a->commit_time = eg_metrics_histogram(m, "engage_archiver_batch_seconds",
                                           "Time to write and commit one batch", NULL, bounds,
                                           sizeof bounds / sizeof bounds[0]);
+    a->maint_runs = eg_metrics_counter(m, "engage_archiver_maintenance_runs_total",
+                                       "Partition maintenance and retention runs completed", NULL);
+    a->maint_errors = eg_metrics_counter(
+        m, "engage_archiver_maintenance_errors_total",
+        "Maintenance runs in which a step failed (retried a minute later)", NULL);
+    a->parts_created = eg_metrics_counter(m, "engage_archiver_partitions_created_total",
+                                          "Day partitions created", NULL);
+    a->parts_dropped = eg_metrics_counter(m, "engage_archiver_partitions_dropped_total",
+                                          "Day partitions dropped by retention", NULL);
+    a->rows_moved =
+        eg_metrics_counter(m, "engage_archiver_default_rows_moved_total",
+                           "Rows moved out of DEFAULT partitions into new day partitions", NULL);
+    a->rows_purged = eg_metrics_counter(m, "engage_archiver_retention_rows_deleted_total",
+                                        "Rows deleted from DEFAULT partitions by retention", NULL);
+    a->requests = eg_metrics_counter(m, "engage_archiver_requests_total",
+                                     "History requests answered (search, GDPR)", NULL);
+    a->request_errors = eg_metrics_counter(m, "engage_archiver_request_errors_total",
+                                           "History requests that failed on a dependency", NULL);
+}
+
+/* One maintenance run: partitions ahead (real time), then retention (real time plus the test
+ * hook's offset). True when every step succeeded. */
+static bool maintain_once(archiver_t *a)
+{
+    part_report_t rep = {0};
+    int64_t now = eg_now_ms();
+    eg_status_t st = part_ensure(a->maint_pg, now, &rep);
+    eg_status_t st2 = part_retain(a->maint_pg, now + a->clock_offset_ms, &rep);
+    eg_counter_add(a->parts_created, (uint64_t)rep.created);
+    eg_counter_add(a->parts_dropped, (uint64_t)rep.dropped);
+    eg_counter_add(a->rows_moved, (uint64_t)rep.moved);
+    eg_counter_add(a->rows_purged, (uint64_t)rep.purged);
+    if (st != EG_OK || st2 != EG_OK)
+        eg_counter_inc(a->maint_errors);
+    eg_counter_inc(a->maint_runs);
+    if (rep.created || rep.dropped || rep.purged || rep.tombstones)
+        eg_log_info("maintenance: %d partition(s) created (%ld row(s) moved from DEFAULT), %d "
+                    "dropped, %ld DEFAULT row(s) and %ld GDPR tombstone(s) past retention deleted",
+                    rep.created, rep.moved, rep.dropped, rep.purged, rep.tombstones);
+    return st == EG_OK && st2 == EG_OK;
+}
+
+static void *maintain(void *arg)
+{
+    archiver_t *a = arg;
+    int64_t next = 0;
+    while (!atomic_load(&a->stop)) {
+        if (eg_mono_ms() >= next)
+            next = eg_mono_ms() + (maintain_once(a) ? MAINT_INTERVAL_MS : MAINT_RETRY_MS);
+        sleep_ms(MAINT_TICK_MS);
+    }
+    return NULL;
 }
 
 /* Drop a message for good (never redelivered). */
@@ -295,13 +376,15 @@ int main(void)
     eg_service_t *svc = NULL;
     archiver_t a = {.cfg = &cfg,
                     .durable = eg_config_str("ENGAGE_ARCHIVER_DURABLE", EG_DURABLE_ARCHIVER)};
-    pthread_t consumer_thread;
-    bool started = false;
+    pthread_t consumer_thread, maint_thread;
+    bool started = false, maint_started = false;
     int rc = 1;
 
     atomic_init(&a.bus_open, false);
     atomic_init(&a.bound, false);
     atomic_init(&a.stop, false);
+    atomic_init(&a.gate.stopping, false);
+    atomic_init(&a.gate.inflight, 0);
     if (eg_service_start(&svc, &cfg, false) != EG_OK)
         goto out;
     register_metrics(&a, eg_service_metrics(svc));
@@ -313,10 +396,21 @@ int main(void)
         eg_log_error("cannot apply schema migrations; giving up");
         goto out;
     }
-    if (eg_pg_open(&a.pg, cfg.pg_dsn) != EG_OK) {
+    if (eg_pg_open(&a.pg, cfg.pg_dsn) != EG_OK || eg_pg_open(&a.maint_pg, cfg.pg_dsn) != EG_OK) {
         eg_log_error("cannot connect to PostgreSQL");
         goto out;
     }
+    a.clock_offset_ms =
+        eg_config_int("ENGAGE_CLOCK_OFFSET_MS", 0, -CLOCK_OFFSET_MAX_MS, CLOCK_OFFSET_MAX_MS);
+    if (a.clock_offset_ms != 0)
+        eg_log_warn("ENGAGE_CLOCK_OFFSET_MS=%" PRId64 " (a test hook): retention decides as of "
+                    "now %+" PRId64 " ms",
+                    a.clock_offset_ms, a.clock_offset_ms);
+    if (pthread_create(&maint_thread, NULL, maintain, &a) != 0) {
+        eg_log_error("cannot start the maintenance thread");
+        goto out;
+    }
+    maint_started = true;
     if (eg_bus_open(&a.bus, cfg.nats_url, cfg.instance_id, 10000) != EG_OK) {
         eg_log_error("cannot connect to NATS");
         goto out;
@@ -332,6 +426,26 @@ int main(void)
         goto out;
     }
     started = true;
+    /* ENGAGE_ARCHIVER_REQUESTS=0: write history, answer no requests (tests run archivers on
+     * schemas of their own, which must not answer the suite's searches). */
+    int nworkers = eg_config_bool("ENGAGE_ARCHIVER_REQUESTS", true) ? cfg.workers : 0;
+    a.workers = eg_xcalloc((size_t)cfg.workers, sizeof *a.workers);
+    for (int i = 0; i < nworkers; i++) {
+        arch_worker_t *w = &a.workers[i];
+        w->gdpr.bus = a.bus;
+        w->gdpr.pepper = cfg.key_pepper;
+        w->gate = &a.gate;
+        w->requests = a.requests;
+        w->errors = a.request_errors;
+        if (eg_pg_open(&w->pg, cfg.pg_dsn) != EG_OK ||
+            eg_bus_subscribe(a.bus, EG_SUBJ_ARCHIVE_ALL, EG_ARCHIVE_QUEUE, requests_handle, w) !=
+                EG_OK) {
+            eg_log_error("cannot start request worker %d", i);
+            goto out;
+        }
+    }
+    if (!cfg.key_pepper)
+        eg_log_warn("ENGAGE_KEY_PEPPER is not set: GDPR audit rows hash numbers without a key");
     eg_service_register(svc);
     eg_log_info("archiver ready: consumer %s on %s", a.durable, EG_SUBJ_EVENTS_ALL);
     eg_service_wait(svc);
@@ -340,11 +454,25 @@ out:
     atomic_store(&a.stop, true);
     if (started)
         pthread_join(consumer_thread, NULL);
+    if (maint_started)
+        pthread_join(maint_thread, NULL);
+    /* Requests still running use the metrics eg_service_stop frees: let them finish (a GDPR
+     * erase may take a while; each of its steps has a bounded wait). */
+    atomic_store(&a.gate.stopping, true);
+    for (int i = 0; atomic_load(&a.gate.inflight) > 0 && i < STOP_REQUESTS_MS / 50; i++)
+        sleep_ms(50);
+    if (atomic_load(&a.gate.inflight) > 0)
+        eg_log_warn("stopping with %d history request(s) still running",
+                    atomic_load(&a.gate.inflight));
     atomic_store(&a.bound, false);
     eg_service_stop(svc);
     eg_bus_consumer_close(a.consumer);
-    eg_bus_close(a.bus);
+    eg_bus_close(a.bus); /* drains the request subscriptions: no handler runs after this */
+    for (int i = 0; a.workers && i < cfg.workers; i++)
+        eg_pg_close(a.workers[i].pg);
+    free(a.workers);
     eg_pg_close(a.pg);
+    eg_pg_close(a.maint_pg);
     eg_bus_shutdown();
     eg_log_info("archiver stopped");
     eg_config_free(&cfg);

@@ -12,6 +12,7 @@ typedef struct {
     volatile int stopping;
     volatile int dispatch_ready, events_ready;
     eg_counter_t *dials, *cancels, *dial_dupes, *events, *deadlettered, *retries;
+    eg_counter_t *replies, *routes; /**< callback.reply and route entries written */
 } bridge_t;
 
 #define BRIDGE_EVENTS_GROUP "engage-bridge"

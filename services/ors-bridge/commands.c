@@ -73,6 +73,25 @@ eg_status_t commands_write(commands_t *c, const bridge_t *b, const Eg__Dispatch 
     return st;
 }
 
+eg_status_t commands_append(commands_t *c, const char *guard, const char *guard_ttl_ms,
+                            const char *stream, const char *const *fields, size_t nfields,
+                            bool *written)
+{
+    size_t argc = 3 + 2 * nfields;
+    const char **argv = eg_xcalloc(argc, sizeof *argv);
+    argv[0] = guard;
+    argv[1] = stream;
+    argv[2] = guard_ttl_ms;
+    for (size_t i = 0; i < 2 * nfields; i++)
+        argv[3 + i] = fields[i];
+    eg_reply_t *r = NULL;
+    eg_status_t st = eg_store_eval(c->voice, c->script, 2, (int)argc, argv, NULL, &r);
+    *written = st == EG_OK && r->type == EG_REPLY_INTEGER && r->integer == 1;
+    eg_reply_free(r);
+    free(argv);
+    return st;
+}
+
 void *commands_run(void *arg)
 {
     bridge_t *b = arg;

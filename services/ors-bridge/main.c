@@ -49,6 +49,10 @@ static void register_metrics(bridge_t *b, eg_metrics_t *m)
                                          "Voice events sent to the dead-letter stream", NULL);
     b->retries = eg_metrics_counter(m, "engage_bridge_retries_total",
                                     "Voice events left pending after a transient failure", NULL);
+    b->replies = eg_metrics_counter(m, "engage_bridge_replies_total",
+                                    "callback.reply entries written to reply streams", NULL);
+    b->routes = eg_metrics_counter(m, "engage_bridge_routes_total",
+                                   "Route commands written for call.inbound events", NULL);
 }
 
 int main(void)
@@ -85,13 +89,14 @@ int main(void)
     eg_service_wait(svc);
     rc = 0;
 out:
-    eg_service_stop(svc);
+    eg_service_quiesce(svc);
     b.stopping = 1;
     if (threads) {
         pthread_join(commands, NULL);
         pthread_join(events, NULL);
     }
     eg_bus_close(b.bus);
+    eg_service_stop(svc);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();
     eg_log_info("ors-bridge stopped");

@@ -45,9 +45,11 @@ static const char create_lua[] =
     "redis.call('ZADD', KEYS[6], now, ARGV[2])\n"
     "redis.call('PEXPIRE', KEYS[6], 86400000)\n"
     "redis.call('SADD', KEYS[5], ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[5], ARGV[4])\n"
     "redis.call('ZADD', KEYS[7], now, ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[7], ARGV[4])\n"
+    /* The number's index keys live as long as their longest-lived member: never shorten. */
+    "for _, k in ipairs({KEYS[5], KEYS[7]}) do\n"
+    "  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end\n"
+    "end\n"
     "if ARGV[12] ~= '' then redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[12]) end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
     "return 1\n";
@@ -69,7 +71,7 @@ static const char transition_lua[] =
     "redis.call('XADD', KEYS[5], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
     "return 1\n";
 
-/* KEYS: cb, due, slots, outbox.
+/* KEYS: cb, due, slots, outbox, active set of the number, phone index of the number.
  * ARGV: old blob, new blob, id, due score, ttl ms, old slot field, new slot field, new slot
  *       capacity, event id, event blob.
  * Returns 1 moved, 0 conflict, {0, used} new slot full. */
@@ -84,6 +86,11 @@ static const char reschedule_lua[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
     "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    /* A later desired time keeps the record longer: its number's index keys too. */
+    "for _, k in ipairs({KEYS[5], KEYS[6]}) do\n"
+    "  local t = redis.call('PTTL', k)\n"
+    "  if t ~= -2 and t < tonumber(ARGV[5]) then redis.call('PEXPIRE', k, ARGV[5]) end\n"
+    "end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[9], 'd', ARGV[10])\n"
     "return 1\n";
 
@@ -482,8 +489,11 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 int capacity, const Eg__Event *ev, int *used)
 {
-    char k_cb[160], k_due[200], k_slots[200], k_out[120], score[32], ttl[32], old_slot[32],
-        new_slot[32], cap[16];
+    char k_cb[160], k_due[200], k_slots[200], k_out[120], k_active[300], k_phone[200], rest[240],
+        score[32], ttl[32], old_slot[32], new_slot[32], cap[16];
+    phone_rest(rest, sizeof rest, next);
+    cb_key(k_active, sizeof k_active, next->tenant_id, "active", rest);
+    cb_key(k_phone, sizeof k_phone, next->tenant_id, "ph", next->phone);
     cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
     cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
     cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
@@ -498,16 +508,17 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,  k_due, k_slots,  k_out,    old, (char *)blob, next->id,
-                          score, ttl,   old_slot, new_slot, cap, ev->event_id, (char *)evb};
+    const char *argv[] = {k_cb,     k_due,        k_slots,      k_out,      k_active, k_phone,
+                          old,      (char *)blob, next->id,     score,      ttl,      old_slot,
+                          new_slot, cap,          ev->event_id, (char *)evb};
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == 4 || i == 5 || i == 13) ? 0 : strlen(argv[i]);
-    lens[4] = old_len;
-    lens[5] = blob_len;
-    lens[13] = ev_len;
+        lens[i] = (i == 6 || i == 7 || i == 15) ? 0 : strlen(argv[i]);
+    lens[6] = old_len;
+    lens[7] = blob_len;
+    lens[15] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->reschedule, 4, 14, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->reschedule, 6, 16, argv, lens, &r);
     if (st == EG_OK) {
         if (r->type == EG_REPLY_INTEGER)
             st = r->integer == 1 ? EG_OK : EG_ECONFLICT;

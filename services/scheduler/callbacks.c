@@ -85,8 +85,9 @@ static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__Stat
     ev->from_state = from;
     /* Entering QUEUED hands the callback to the voice platform; a cancel tells it to stop. */
     ev->dispatch = cb->state == EG__STATE__STATE_QUEUED && from != EG__STATE__STATE_QUEUED;
-    ev->cancel_voice =
-        cb->state == EG__STATE__STATE_COMPLETED && cb->reason == EG__REASON__REASON_CANCELLED;
+    ev->cancel_voice = cb->state == EG__STATE__STATE_COMPLETED &&
+                       (cb->reason == EG__REASON__REASON_CANCELLED ||
+                        cb->reason == EG__REASON__REASON_CUSTOMER_CONTACTED);
 }
 
 /* The second step of every write: outbox marked pending, due index lowered, and the relay and
@@ -664,4 +665,48 @@ void cb_find(worker_t *w, const Eg__FindRequest *req, Eg__FindReply *reply)
     reply->status->code = (int32_t)st;
     if (st != EG_OK)
         reply->status->message = eg_xstrdup("callback store unavailable");
+}
+
+/* ---- the customer called in on their own (call.inbound; see callin.c) ---- */
+
+static lc_verdict_t mutate_contacted(const Eg__Callback *prev, Eg__Callback *next, void *arg,
+                                     eg_status_t *st)
+{
+    *st = lc_customer_contacted(prev, *(const int64_t *)arg, next);
+    if (*st == EG_OK)
+        return LC_APPLY;
+    *st = EG_OK; /* an agent has it, or it is over: nothing to do */
+    return LC_IGNORE;
+}
+
+#define CONTACT_SCAN_MAX 100
+
+eg_status_t cb_customer_contacted(worker_t *w, const char *tenant, const char *phone,
+                                  char ***ids_out, size_t *n_out)
+{
+    char *ids[CONTACT_SCAN_MAX];
+    int n = 0;
+    *ids_out = NULL;
+    *n_out = 0;
+    eg_status_t st = cb_store_phone_ids(w->store, tenant, phone, CONTACT_SCAN_MAX, ids, &n);
+    if (st != EG_OK)
+        return st;
+    int64_t now = eg_now_ms();
+    for (int i = 0; i < n; i++) {
+        Eg__Callback *done = NULL;
+        Eg__State from = EG__STATE__STATE_UNSPECIFIED;
+        eg_status_t one = apply(w, tenant, ids[i], mutate_contacted, &now, &done, &from);
+        if (one == EG_OK && done) {
+            eg_log_info("callback %s completed: the customer called in (was %s)", ids[i],
+                        cb_state_name(from));
+            *ids_out = eg_xrealloc(*ids_out, (*n_out + 1) * sizeof **ids_out);
+            (*ids_out)[(*n_out)++] = ids[i];
+            ids[i] = NULL;
+            eg__callback__free_unpacked(done, NULL);
+        } else if (one != EG_OK && one != EG_ENOTFOUND && st == EG_OK) {
+            st = one; /* a later call.inbound with the same call_id retries the rest */
+        }
+        free(ids[i]);
+    }
+    return st;
 }

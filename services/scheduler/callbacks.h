@@ -25,6 +25,14 @@ void cb_reschedule(worker_t *w, const Eg__RescheduleRequest *req, Eg__CallbackRe
  *  reply's contents with eg__find_reply__free_unpacked-compatible ownership (all malloc'd). */
 void cb_find(worker_t *w, const Eg__FindRequest *req, Eg__FindReply *reply);
 
+/** Complete a tenant's pending callbacks for phone (SCHEDULED, QUEUED, ROUTING) with
+ *  CUSTOMER_CONTACTED: the customer called in on their own. *ids_out (malloc'd array of
+ *  malloc'd ids; caller frees both, also on error) lists the callbacks completed; *n_out their
+ *  number. Scans the newest 100 callbacks of the number. An error (store unavailable, a record
+ *  busy past its retries) is returned after trying the others. */
+eg_status_t cb_customer_contacted(worker_t *w, const char *tenant, const char *phone,
+                                  char ***ids_out, size_t *n_out);
+
 /** Free what cb_* put into reply (not reply itself). */
 void cb_reply_clear(Eg__CallbackReply *reply);
 

@@ -20,12 +20,15 @@
 #include <string.h>
 
 #include "callback_store.h"
+#include "callbacks.h"
 #include "engage/ids.h"
 #include "engage/json.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/phone.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "services.h"
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
@@ -814,4 +817,212 @@ eg_status_t callin_rpc_group_get(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 eg_status_t callin_rpc_group_delete(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     return group_op(w, bus, msg, 'd');
+}
+
+/* ---- call.inbound: matching a call to its request ---------------------------------------- */
+
+/* How long a match is remembered under the platform's call id, so that a call.inbound read
+ * again (a bridge restarted before acknowledging it) gets the same answer. */
+#define MATCH_MEMO_MS "3600000"
+
+/* KEYS[1]: the match memo of the call (eg:{t:T}:ci:call:<call id>). Every other key is built
+ *   from ARGV[1], the tenant's prefix "eg:{t:T}:ci:", so it shares KEYS[1]'s hash slot.
+ * ARGV: 1 prefix, 2 dialled number, 3 access code ("" none), 4 caller's number, 5 memo ttl ms.
+ * Returns {1, HGETALL of the consumed request} (or of the memo), or {0, why} with why one of
+ *   "none" (nothing live on the number), "code" (codes live on the number, not this one),
+ *   "need_code" (codes live, none entered), "caller" (the request is for another caller).
+ * The pair index, the record and the number's ZSET member go in the same step: one request
+ * routes one call. */
+static const char match_lua[] =
+    "local memo = redis.call('HGETALL', KEYS[1])\n"
+    "if #memo > 0 then return {1, memo} end\n"
+    "local p, num, code, caller = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local z = p .. 'n:' .. num\n"
+    "redis.call('ZREMRANGEBYSCORE', z, '-inf', now)\n"
+    "local member, id = nil, nil\n"
+    "if code ~= '' then\n"
+    "  id = redis.call('GET', p .. 'pair:' .. num .. ':' .. code)\n"
+    "  if id then member = code end\n"
+    "end\n"
+    "if not id then\n"
+    "  id = redis.call('GET', p .. 'pair:' .. num .. ':-')\n"
+    "  if id then member = '-' end\n"
+    "end\n"
+    "if not id then\n"
+    "  if redis.call('ZCARD', z) > 0 then\n"
+    "    if code == '' then return {0, 'need_code'} end\n"
+    "    return {0, 'code'}\n"
+    "  end\n"
+    "  return {0, 'none'}\n"
+    "end\n"
+    "local rk = p .. 'req:' .. id\n"
+    "local rec = redis.call('HGETALL', rk)\n"
+    "if #rec == 0 then return {0, 'none'} end\n"
+    "if member == '-' then\n"
+    "  local from = redis.call('HGET', rk, 'from')\n"
+    "  if from and from ~= '' and from ~= caller then return {0, 'caller'} end\n"
+    "end\n"
+    "redis.call('DEL', p .. 'pair:' .. num .. ':' .. member, rk)\n"
+    "redis.call('ZREM', z, member)\n"
+    "redis.call('HSET', KEYS[1], unpack(rec))\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "return {1, rec}\n";
+
+eg_status_t callin_store_match(eg_store_t *store, const char *tenant, const char *dialed,
+                               const char *code, const char *caller, const char *call_id,
+                               Eg__CallInRequest **out, const char **why)
+{
+    char k_memo[400], prefix[120];
+    int script = -1;
+    *out = NULL;
+    *why = NULL;
+    cb_key(k_memo, sizeof k_memo, tenant, "ci:call", call_id);
+    cb_key(prefix, sizeof prefix, tenant, "ci", "");
+    /* Registered once per connection; later calls find it by its source. */
+    eg_status_t st = eg_store_script_add(store, match_lua, &script);
+    if (st != EG_OK)
+        return st;
+    const char *argv[] = {k_memo,       prefix, dialed, code ? code : "", caller ? caller : "",
+                          MATCH_MEMO_MS};
+    eg_reply_t *r = NULL;
+    st = eg_store_eval(store, script, 1, 6, argv, NULL, &r);
+    if (st != EG_OK) {
+        if (r && r->type == EG_REPLY_ERROR)
+            eg_log_error("call-in match script failed: %s", r->str);
+        goto out;
+    }
+    if (r->type != EG_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != EG_REPLY_INTEGER) {
+        st = EG_EPROTO;
+    } else if (r->element[0]->integer == 1 && r->element[1]->type == EG_REPLY_ARRAY) {
+        *out = record_from_reply(r->element[1]);
+        st = *out ? EG_OK : EG_EPROTO;
+    } else if (r->element[1]->type == EG_REPLY_STRING) {
+        static const struct {
+            const char *code, *text;
+        } reasons[] = {
+            {"none", "no live call-in request on the dialled number (unknown number, or the "
+                     "request expired or was used)"},
+            {"code", "the access code matches no live call-in request on the dialled number"},
+            {"need_code", "the dialled number needs an access code and none was entered"},
+            {"caller", "the caller's number is not the fromPhoneNumber of the call-in request"},
+        };
+        *why = reasons[0].text;
+        for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+            if (strcmp(r->element[1]->str, reasons[i].code) == 0)
+                *why = reasons[i].text;
+        st = EG_ENOTFOUND;
+    } else {
+        st = EG_EPROTO;
+    }
+out:
+    eg_reply_free(r);
+    return st;
+}
+
+/* Where a matched call goes: the virtual queue of the request's callback service when that
+ * service exists, else the call-in group's name. */
+static void destination_of(worker_t *w, const Eg__CallInRequest *req, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", req->group);
+    if (!req->callback_service_id[0])
+        return;
+    const svc_config_t *svc = NULL;
+    if (svc_registry_get(w->s->services, w->pg, req->tenant_id, req->callback_service_id, &svc) ==
+        EG_OK) {
+        snprintf(out, outlen, "%s", svc->virtual_queue);
+        svc_registry_release(w->s->services, svc);
+    } else {
+        eg_log_warn("call-in %s: callback service '%s' unknown; routing to group %s", req->id,
+                    req->callback_service_id, req->group);
+    }
+}
+
+static bool printable(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static eg_status_t match(worker_t *w, const Eg__CallInMatchRequest *req, Eg__CallInMatchReply *r,
+                         char *dest, size_t destlen, char *text, size_t textlen)
+{
+    if (!eg_uuid_valid(req->tenant_id)) {
+        snprintf(text, textlen, "tenant: must be a UUID");
+        return EG_EINVAL;
+    }
+    if (!req->call_id[0] || !printable(req->call_id, 128)) {
+        snprintf(text, textlen, "call_id: 1 to 128 printable characters");
+        return EG_EINVAL;
+    }
+    if (!printable(req->access_code, 16) || !printable(req->caller_number, 32)) {
+        snprintf(text, textlen, "access_code or caller_number: too long or not printable");
+        return EG_EINVAL;
+    }
+    eg_status_t st = EG_OK;
+    if (eg_phone_valid(req->dialed_number)) {
+        const char *why = NULL;
+        st = callin_store_match(w->store, req->tenant_id, req->dialed_number, req->access_code,
+                                req->caller_number, req->call_id, &r->request, &why);
+        if (st == EG_OK) {
+            r->matched = true;
+            destination_of(w, r->request, dest, destlen);
+            r->destination = dest;
+            eg_log_info("call %s matched call-in request %s (group %s): route to %s", req->call_id,
+                        r->request->id, r->request->group, dest);
+        } else if (st == EG_ENOTFOUND) {
+            snprintf(text, textlen, "%s", why);
+            r->reason = text;
+            st = EG_OK;
+        } else {
+            eg_log_error("call %s: call-in match failed: %s", req->call_id, eg_status_str(st));
+            snprintf(text, textlen, "call-in store unavailable; retry");
+            return EG_EUNAVAIL;
+        }
+    } else {
+        snprintf(text, textlen, "dialed_number: must be an E.164 number");
+        r->reason = text;
+    }
+    /* The customer reached us on their own: their pending callbacks are done. */
+    if (eg_phone_valid(req->caller_number)) {
+        eg_status_t cst = cb_customer_contacted(w, req->tenant_id, req->caller_number,
+                                                &r->completed_ids, &r->n_completed_ids);
+        if (cst != EG_OK) {
+            eg_log_error("call %s: completing the caller's callbacks failed: %s", req->call_id,
+                         eg_status_str(cst));
+            snprintf(text, textlen, "callback store unavailable; retry");
+            return EG_EUNAVAIL;
+        }
+    }
+    return st;
+}
+
+eg_status_t callin_rpc_match(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__CallInMatchRequest *req =
+        eg__call_in_match_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (!req)
+        return EG_EPROTO;
+    Eg__CallInMatchReply r = EG__CALL_IN_MATCH_REPLY__INIT;
+    Eg__Status s = EG__STATUS__INIT;
+    char dest[160] = "", text[256] = "";
+    eg_status_t st = match(w, req, &r, dest, sizeof dest, text, sizeof text);
+    s.code = (int32_t)st;
+    if (st != EG_OK)
+        s.message = text;
+    r.status = &s;
+    respond(bus, msg, &r.base);
+    if (r.request)
+        eg__call_in_request__free_unpacked(r.request, NULL);
+    for (size_t i = 0; i < r.n_completed_ids; i++)
+        free(r.completed_ids[i]);
+    free(r.completed_ids);
+    eg__call_in_match_request__free_unpacked(req, NULL);
+    return st == EG_EPROTO ? EG_EIO : st;
 }

@@ -116,7 +116,20 @@ eg_status_t callin_store_allocate(eg_store_t *store, int script, const char *ten
                                   const char *user_data_json, Eg__CallInRequest **out,
                                   int64_t *retry_after_ms);
 
+/** Match an inbound call to the live request it answers, and consume that request (pair index,
+ *  record and number entry deleted in one step, so one request routes one call). The match is
+ *  remembered under call_id for an hour: a repeat gets the same request back. On EG_OK *out
+ *  (free with eg__call_in_request__free_unpacked) is the request; EG_ENOTFOUND with *why (a
+ *  static text) when nothing matches. */
+eg_status_t callin_store_match(eg_store_t *store, const char *tenant, const char *dialed,
+                               const char *code, const char *caller, const char *call_id,
+                               Eg__CallInRequest **out, const char **why);
+
 /* ---- bus handlers (rpc_fn of rpc.h; listed in rpc.c's routes[]) ---- */
+
+/** engage.sched.callin.match (call.inbound): CallInMatchRequest -> CallInMatchReply. Also
+ *  completes the caller's pending callbacks (cb_customer_contacted). */
+eg_status_t callin_rpc_match(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg);
 
 /** engage.sched.callin.create: CallInCreateRequest -> CallInReply. */
 eg_status_t callin_rpc_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg);

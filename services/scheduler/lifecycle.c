@@ -184,3 +184,13 @@ void lc_free_attempts(Eg__Callback *cb)
     cb->attempt_log = NULL;
     cb->n_attempt_log = 0;
 }
+
+eg_status_t lc_customer_contacted(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next)
+{
+    if (cb->state == EG__STATE__STATE_PROCESSING || cb->state == EG__STATE__STATE_COMPLETED)
+        return EG_ESTATE;
+    finish(next, EG__REASON__REASON_CUSTOMER_CONTACTED);
+    next->updated_ms = now_ms;
+    next->version = cb->version + 1;
+    return EG_OK;
+}

@@ -46,4 +46,10 @@ void lc_defer(const Eg__Callback *cb, int64_t due_ms, int64_t now_ms, Eg__Callba
 /** Free an attempt log built with lc_dispatch on a stack record. */
 void lc_free_attempts(Eg__Callback *cb);
 
+/** The customer reached the contact center on their own (a call.inbound from the callback's
+ *  number): COMPLETED CUSTOMER_CONTACTED unless an agent already has the callback (PROCESSING) or
+ *  it is COMPLETED (EG_ESTATE, next untouched). SCHEDULED, QUEUED and ROUTING callbacks complete;
+ *  the event's cancel_voice tells the voice platform to stop dialling. */
+eg_status_t lc_customer_contacted(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
+
 #endif

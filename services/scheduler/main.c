@@ -172,7 +172,7 @@ int main(void)
     eg_service_wait(svc);
     rc = 0;
 out:
-    eg_service_stop(svc);
+    eg_service_quiesce(svc); /* no more HTTP; metrics stay until the threads are gone */
     s.stopping = 1;
     dispatcher_stop(dispatcher);
     relay_stop(relay);   /* a last pass; what in-flight requests still write is relayed later */
@@ -185,6 +185,7 @@ out:
     eg_cache_free(s.keys);
     wake_destroy(&s.relay_wake);
     wake_destroy(&s.dispatch_wake);
+    eg_service_stop(svc);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();
     eg_log_info("scheduler stopped");

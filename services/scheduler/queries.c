@@ -10,8 +10,10 @@
  * has its rank (retrieve), a new caller comes after all who wait (estimated-wait-time,
  * queue-status).
  *
- * Modes 2 and 3 need the voice platform's agent statistics (queue.stats), which the bridge does
- * not feed yet: they answer -1 with resultCode -2 and say why. */
+ * Modes 2 and 3 use the voice platform's figures for the virtual queue (queue.stats, kept by
+ * queue_stats.c): mode2 counts the callbacks waiting plus the platform's calls waiting over the
+ * agents logged in, mode3 the platform's own calls over its ready agents (queue_stats.h has the
+ * formulas). Without figures, or with no agent logged in, they answer -1 with resultCode -2. */
 #include "queries.h"
 
 #include <inttypes.h>
@@ -25,6 +27,7 @@
 #include "engage/mem.h"
 #include "engage/timeutil.h"
 #include "hours.h"
+#include "queue_stats.h"
 #include "services.h"
 
 #define MAX_AVAILABILITY_SLOTS 5000
@@ -251,18 +254,21 @@ eg_status_t q_ewt(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         eg__ewt_item__init(it);
         it->virtual_queue = req->queues[i];
         it->ewt_s = -1;
+        char *names[64], vq[160];
+        int n = services_of_queue(w, req->tenant_id, req->queues[i], names, 64, vq, sizeof vq);
+        int ahead = 0;
+        for (int k = 0; k < n; k++) {
+            ahead += waiting(w, req->tenant_id, names[k]);
+            free(names[k]);
+        }
         if (req->mode == 2 || req->mode == 3) {
-            it->result_code = -2;
-            it->message = (char *)"agent statistics from the voice platform (queue.stats) are not "
-                                  "available yet; use mode1";
+            /* The voice platform's figures (queue.stats), by the queue's virtual queue name. */
+            qstats_t qs;
+            const char *why = NULL;
+            bool have = qstats_load(w->store, req->tenant_id, vq, &qs) == EG_OK;
+            it->ewt_s = qstats_ewt(req->mode, ahead, have ? &qs : NULL, &it->result_code, &why);
+            it->message = (char *)why;
         } else {
-            char *names[64], vq[160];
-            int n = services_of_queue(w, req->tenant_id, req->queues[i], names, 64, vq, sizeof vq);
-            int ahead = 0;
-            for (int k = 0; k < n; k++) {
-                ahead += waiting(w, req->tenant_id, names[k]);
-                free(names[k]);
-            }
             it->ewt_s = q_ewt_for(w, req->tenant_id, vq, ahead + 1); /* a new caller's wait */
             if (n == 0) {
                 it->result_code = -1;

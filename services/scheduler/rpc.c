@@ -16,7 +16,9 @@
 #include "engage/mem.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "gdpr.h"
 #include "keys_admin.h"
+#include "queue_stats.h"
 #include "scheduler.h"
 #include "services.h"
 
@@ -250,6 +252,9 @@ static const struct {
     {EG_SUBJ_CALLIN_GROUP_GET, callin_rpc_group_get},
     {EG_SUBJ_CALLIN_GROUP_DELETE, callin_rpc_group_delete},
     {EG_SUBJ_CALLIN_CREATE, callin_rpc_create},
+    {EG_SUBJ_CALLIN_MATCH, callin_rpc_match},
+    {EG_SUBJ_QSTATS_PUT, qstats_rpc_put},
+    {EG_SUBJ_GDPR_ERASE, gdpr_rpc_erase},
 };
 
 void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)

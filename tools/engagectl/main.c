@@ -8,6 +8,10 @@
  *   engagectl service delete NAME
  *   engagectl callin-group put NAME FILE.json  call-in groups, through the admin API
  *   engagectl callin-group get|delete NAME
+ *   engagectl gdpr erase --phone N             GDPR: cancel and delete everything of a number
+ *   engagectl gdpr export --phone N            GDPR: everything of a number, as JSON
+ *   engagectl sizing --callbacks-per-day N --user-data-kb K [--scheduled-days D] [--tenants T]
+ *                                              Redis, PostgreSQL and commands beside GES's
  *
  * It reads the same ENGAGE_* variables as the services (make run writes them to
  * .run/engage.env). --json makes a command print one JSON object. Exit 0 on success, 1 on a
@@ -24,6 +28,7 @@
 #include "engage/json.h"
 #include "engage/keys.h"
 #include "engage/pg.h"
+#include "engage/sizing.h"
 
 typedef struct {
     bool json;
@@ -32,6 +37,7 @@ typedef struct {
     const char *role;       /* key create --role */
     const char *rate_limit; /* key create --rate-limit */
     const char *name;       /* key create --name */
+    const char *phone;      /* gdpr --phone */
     const char *args[8];
     int nargs;
 } opts_t;
@@ -51,7 +57,13 @@ static int usage(void)
             "  service delete NAME         delete a callback service (none may be pending)\n"
             "  callin-group put NAME FILE.json  create or update a call-in group\n"
             "  callin-group get NAME       show a call-in group's configuration\n"
-            "  callin-group delete NAME    delete a call-in group\n");
+            "  callin-group delete NAME    delete a call-in group\n"
+            "  gdpr erase --phone N        cancel and delete every callback of number N\n"
+            "                              (Redis and PostgreSQL; an audit row without N)\n"
+            "  gdpr export --phone N       every callback of number N with its events, as JSON\n"
+            "  sizing --callbacks-per-day N --user-data-kb K [--scheduled-days D] [--tenants T]\n"
+            "                              Redis memory, PostgreSQL disk, Redis commands and\n"
+            "                              nodes for a load, Engage's beside GES's (offline)\n");
     return 2;
 }
 
@@ -387,8 +399,189 @@ static int key_cmd(const opts_t *o)
     return rc;
 }
 
+/* gdpr erase|export --phone N: through the admin API; prints the answer's data as JSON. */
+static int gdpr_cmd(const opts_t *o)
+{
+    bool erase = o->nargs == 2 && strcmp(o->args[1], "erase") == 0;
+    bool exp = o->nargs == 2 && strcmp(o->args[1], "export") == 0;
+    if ((!erase && !exp) || !o->phone)
+        return usage();
+    if (!o->admin_key) {
+        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+        return 2;
+    }
+    eg_json_t *b = eg_json_object();
+    eg_json_set_str(b, "phoneNumber", o->phone);
+    char *body = eg_json_dump(b, NULL);
+    eg_json_free(b);
+    eg_http_resp_t resp;
+    eg_status_t st = admin_call(
+        o, "POST", erase ? "/ges/api/v1/gdpr/erase" : "/ges/api/v1/gdpr/export", body, &resp);
+    free(body);
+    if (st != EG_OK)
+        return 1;
+    eg_json_t *env = NULL;
+    eg_json_t *data = answer_data(&resp, &env);
+    int rc = data ? 0 : 1;
+    if (data && (o->json || exp)) {
+        char *text = eg_json_dump(data, NULL);
+        printf("%s\n", text);
+        free(text);
+    } else if (data) {
+        eg_json_t *rows = eg_json_get(data, "rows");
+        printf("erased %lld callback(s): %lld cancelled, %lld Redis record(s), PostgreSQL rows "
+               "%lld/%lld/%lld (callbacks/data/events)\n",
+               (long long)eg_json_int(eg_json_get(data, "callbacks")),
+               (long long)eg_json_int(eg_json_get(data, "cancelled")),
+               (long long)eg_json_int(eg_json_get(data, "redisDeleted")),
+               (long long)eg_json_int(eg_json_get(rows, "callbacks")),
+               (long long)eg_json_int(eg_json_get(rows, "callbackData")),
+               (long long)eg_json_int(eg_json_get(rows, "callbackEvents")));
+    }
+    eg_json_free(env);
+    eg_http_resp_free(&resp);
+    return rc;
+}
+
+/* ---- sizing (lib/sizing.c; no server needed) ---- */
+
+/* "1.5 GiB", "20.0 MiB", "512 B": 1 kB = 1024 B. */
+static void human_bytes(double b, char *out, size_t outlen)
+{
+    const char *units[] = {"B", "kB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+    while (b >= 1024.0 && u + 1 < sizeof units / sizeof *units) {
+        b /= 1024.0;
+        u++;
+    }
+    snprintf(out, outlen, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+}
+
+static bool sizing_number(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool sizing_requested(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "sizing") == 0)
+            return true;
+    return false;
+}
+
+static void sizing_json(eg_json_t *o, const eg_sizing_result_t *r, bool range)
+{
+    if (range) {
+        eg_json_set_int(o, "redisBytesLow", (int64_t)(r->redis_bytes_low + 0.5));
+        eg_json_set_int(o, "pgBytesLow", (int64_t)(r->pg_bytes_low + 0.5));
+    }
+    eg_json_set_int(o, range ? "redisBytesHigh" : "redisBytes",
+                    (int64_t)(r->redis_bytes_high + 0.5));
+    eg_json_set_int(o, range ? "pgBytesHigh" : "pgBytes", (int64_t)(r->pg_bytes_high + 0.5));
+    eg_json_set_int(o, "redisCmdsPerMin", (int64_t)(r->redis_cmds_per_min + 0.5));
+    eg_json_set_int(o, "nodes", r->nodes);
+}
+
+static int sizing_usage(void)
+{
+    fprintf(stderr,
+            "usage: engagectl sizing --callbacks-per-day N --user-data-kb K "
+            "[--scheduled-days D] [--tenants T] [--json]\n"
+            "  N 0-1e9 callbacks a day; K 0-100 kB of user data each; D 0-14 days booked\n"
+            "  ahead (0 = immediate callbacks); T tenants (GES pays idle cost per tenant)\n");
+    return 2;
+}
+
+/* sizing --callbacks-per-day N --user-data-kb K [--scheduled-days D] [--tenants T] [--json] */
+static int sizing_cmd(int argc, char **argv)
+{
+    eg_sizing_input_t in = {.tenants = 1};
+    bool json = false, have_n = false, have_k = false;
+    double tenants = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (strcmp(a, "sizing") == 0)
+            continue;
+        if (strcmp(a, "--json") == 0)
+            json = true;
+        else if (strcmp(a, "--callbacks-per-day") == 0 && v)
+            ok = have_n = sizing_number(argv[++i], 0, 1e9, &in.callbacks_per_day);
+        else if (strcmp(a, "--user-data-kb") == 0 && v)
+            ok = have_k = sizing_number(argv[++i], 0, 100, &in.user_data_kb);
+        else if (strcmp(a, "--scheduled-days") == 0 && v)
+            ok = sizing_number(argv[++i], 0, 14, &in.scheduled_days);
+        else if (strcmp(a, "--tenants") == 0 && v)
+            ok = sizing_number(argv[++i], 1, 100000, &tenants);
+        else
+            ok = false;
+        if (!ok)
+            return sizing_usage();
+    }
+    if (!have_n || !have_k)
+        return sizing_usage();
+    in.tenants = (int)tenants;
+    eg_sizing_result_t e, g;
+    eg_sizing_compute(&eg_sizing_engage, &in, &e);
+    eg_sizing_compute(&eg_sizing_ges, &in, &g);
+    if (json) {
+        eg_json_t *out = eg_json_object(), *input = eg_json_object(), *je = eg_json_object(),
+                  *jg = eg_json_object();
+        eg_json_set(input, "callbacksPerDay", eg_json_real(in.callbacks_per_day));
+        eg_json_set(input, "userDataKb", eg_json_real(in.user_data_kb));
+        eg_json_set(input, "scheduledDays", eg_json_real(in.scheduled_days));
+        eg_json_set_int(input, "tenants", in.tenants);
+        eg_json_set(out, "input", input);
+        eg_json_set_int(out, "residentCallbacks", (int64_t)(e.resident_callbacks + 0.5));
+        sizing_json(je, &e, false);
+        sizing_json(jg, &g, true);
+        eg_json_set(out, "engage", je);
+        eg_json_set(out, "ges", jg);
+        char *text = eg_json_dump(out, NULL);
+        printf("%s\n", text);
+        free(text);
+        eg_json_free(out);
+        return 0;
+    }
+    char a[32], b[32], c[32];
+    printf("%.0f callbacks a day, %g kB of user data each, %s, %d tenant%s: %.0f callbacks held "
+           "at once (kept %g days past their time)\n\n",
+           in.callbacks_per_day, in.user_data_kb,
+           in.scheduled_days > 0 ? "booked ahead" : "immediate", in.tenants,
+           in.tenants == 1 ? "" : "s", e.resident_callbacks, EG_SIZING_RETENTION_DAYS);
+    if (in.scheduled_days > 0)
+        printf("(booked %g days ahead on average)\n\n", in.scheduled_days);
+    printf("%-26s %-22s %-26s %s\n", "", "Engage (measured)", "GES (published)", "GES / Engage");
+    human_bytes(e.redis_bytes_high, a, sizeof a);
+    human_bytes(g.redis_bytes_low, b, sizeof b);
+    human_bytes(g.redis_bytes_high, c, sizeof c);
+    printf("%-26s %-22s %-12s - %-11s %.1fx\n", "Redis memory", a, b, c,
+           e.redis_bytes_high > 0 ? g.redis_bytes_low / e.redis_bytes_high : 0);
+    human_bytes(e.pg_bytes_high, a, sizeof a);
+    human_bytes(g.pg_bytes_low, b, sizeof b);
+    human_bytes(g.pg_bytes_high, c, sizeof c);
+    printf("%-26s %-22s %-12s - %-11s %.1fx\n", "PostgreSQL disk", a, b, c,
+           e.pg_bytes_high > 0 ? g.pg_bytes_low / e.pg_bytes_high : 0);
+    printf("%-26s %-22.0f %-26.0f %.1fx\n", "Redis commands a minute", e.redis_cmds_per_min,
+           g.redis_cmds_per_min,
+           e.redis_cmds_per_min > 0 ? g.redis_cmds_per_min / e.redis_cmds_per_min : 0);
+    printf("%-26s %-22d %-26d\n", "2 GiB nodes (Redis data)", e.nodes, g.nodes);
+    printf(
+        "\nEngage's figures are those of the last full `make bench` (docs/benchmarks.md); GES's\n"
+        "are its published costs, including 50 commands/s per idle node and tenant.\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (sizing_requested(argc, argv))
+        return sizing_cmd(argc, argv);
     opts_t o = {.admin_key = eg_config_str("ENGAGE_ADMIN_KEY", NULL),
                 .url = eg_config_str("ENGAGE_URL", "http://127.0.0.1:8080")};
     for (int i = 1; i < argc; i++) {
@@ -404,6 +597,8 @@ int main(int argc, char **argv)
             o.rate_limit = argv[++i];
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             o.name = argv[++i];
+        else if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
+            o.phone = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] == '-')
             return usage();
         else if (o.nargs < 8)
@@ -421,6 +616,8 @@ int main(int argc, char **argv)
         rc = key_cmd(&o);
     else if (strcmp(o.args[0], "callin-group") == 0)
         rc = callin_group_cmd(&o);
+    else if (strcmp(o.args[0], "gdpr") == 0)
+        rc = gdpr_cmd(&o);
     else
         rc = usage();
     eg_httpc_global_cleanup();

@@ -24,7 +24,11 @@ eg_health_t *eg_service_health(eg_service_t *s);
 void eg_service_register(eg_service_t *s);
 /** Block until SIGTERM or SIGINT. */
 void eg_service_wait(eg_service_t *s);
-/** Deregister, stop the listener, free. Accepts NULL. */
+/** Deregister and stop the listener, keeping the metrics alive: call it first on the way out,
+ *  then stop the service's own threads (which may still count metrics), then eg_service_stop.
+ *  Accepts NULL; calling it twice is harmless. */
+void eg_service_quiesce(eg_service_t *s);
+/** Deregister, stop the listener (if eg_service_quiesce has not), free. Accepts NULL. */
 void eg_service_stop(eg_service_t *s);
 
 #endif

@@ -47,18 +47,20 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script);
  *  (argvlen NULL = all NUL-terminated). The first nkeys entries of argv are the keys.
  *  On EG_OK *reply is owned by the caller; a script error is EG_EPROTO with the reply kept
  *  (type EG_REPLY_ERROR) when reply is non-NULL. A dropped connection is retried once after
- *  reconnecting. */
+ *  reconnecting; a server still loading its data (-LOADING) is EG_EUNAVAIL, with no reply. */
 eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
                           const size_t *argvlen, eg_reply_t **reply);
 
 /** Run one command given as argv (binary-safe with argvlen; NULL = NUL-terminated strings).
- *  A -ERR reply is EG_EPROTO (reply kept when non-NULL). Reconnects and retries once on a
- *  dropped connection. */
+ *  A -ERR reply is EG_EPROTO (reply kept when non-NULL); -LOADING (a restarted server still
+ *  reading its data) is EG_EUNAVAIL with no reply. Reconnects and retries once on a dropped
+ *  connection. */
 eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
                              eg_reply_t **reply);
 
 /** Run several commands in one round trip (pipelined). cmds[i] is argv of argcs[i] strings
- *  (NUL-terminated). replies[i] owned by the caller. */
+ *  (NUL-terminated). replies[i] owned by the caller. EG_EUNAVAIL, with no replies, when the
+ *  server is unreachable or still loading its data (a -LOADING reply to any command). */
 eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs,
                               const char *const *const *cmds, eg_reply_t **replies);
 

@@ -50,4 +50,21 @@
 #define EG_SUBJ_CALLIN_GROUP_DELETE "engage.sched.callin.group.delete"
 #define EG_SUBJ_CALLIN_CREATE "engage.sched.callin.create"
 
+/** Scheduler requests for voice platform entries the ors-bridge forwards: call.inbound matching
+ *  (CallInMatchRequest -> CallInMatchReply) and queue.stats (QueueStatsRequest -> StatusReply). */
+#define EG_SUBJ_CALLIN_MATCH "engage.sched.callin.match"
+#define EG_SUBJ_QSTATS_PUT "engage.sched.qstats.put"
+
+/** Archiver requests (queue group EG_ARCHIVE_QUEUE): history search and GDPR by phone number
+ *  (ArchiveSearchRequest -> ArchiveSearchReply; GdprRequest -> GdprEraseReply/GdprExportReply). */
+#define EG_SUBJ_ARCHIVE_ALL "engage.archive.>"
+#define EG_SUBJ_ARCHIVE_SEARCH "engage.archive.search"
+#define EG_SUBJ_ARCHIVE_GDPR_ERASE "engage.archive.gdpr.erase"
+#define EG_SUBJ_ARCHIVE_GDPR_EXPORT "engage.archive.gdpr.export"
+#define EG_ARCHIVE_QUEUE "archiver"
+
+/** Scheduler side of a GDPR erase (GdprRequest -> GdprEraseReply): cancel the number's active
+ *  callbacks, then delete its Redis records and indexes. */
+#define EG_SUBJ_GDPR_ERASE "engage.sched.gdpr.erase"
+
 #endif

@@ -5,6 +5,7 @@
  * other tests' scripts recover from it through the NOSCRIPT reload being tested). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,4 +457,65 @@ Test(store, command_timeout_then_recovers)
     cr_assert_lt(took, 2.0, "the command timeout was not applied (took %.2f s)", took);
     cr_assert_eq(eg_store_ping(s), EG_OK, "%s", eg_store_error(s));
     eg_store_close(s);
+}
+
+/* A fake server that answers every command with -LOADING, as a restarted redis-server does
+ * while it reads its AOF. It serves one connection (what eg_store_open makes) until it closes. */
+static void *loading_server(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    char buf[4096];
+    ssize_t n;
+    static const char loading[] = "-LOADING Redis is loading the dataset in memory\r\n";
+
+    while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+        /* One reply per command: each command of the test is one RESP array ('*'), and no
+         * argument holds a '*'. */
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '*' && write(fd, loading, sizeof(loading) - 1) < 0) {
+                break;
+            }
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return NULL;
+}
+
+Test(store, loading_is_unavailable)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    pthread_t t;
+    char url[64];
+    eg_store_t *s = NULL;
+    eg_reply_t *r = (eg_reply_t *)1;
+    eg_reply_t *replies[2] = {(eg_reply_t *)1, (eg_reply_t *)1};
+
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(lfd, 1), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    cr_assert_eq(pthread_create(&t, NULL, loading_server, &lfd), 0);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    cr_assert_eq(eg_store_open(&s, url, 2000), EG_OK);
+
+    /* An outage, like a refused connection: not EG_EPROTO, and no reply handed out. */
+    const char *get[] = {"GET", "k"};
+    cr_assert_eq(eg_store_command(s, 2, get, NULL, &r), EG_EUNAVAIL);
+    cr_assert_null(r);
+    cr_assert_eq(eg_store_ping(s), EG_EUNAVAIL);
+    const char *set[] = {"SET", "k", "v"};
+    const char *const *cmds[] = {set, get};
+    const int argcs[] = {3, 2};
+    cr_assert_eq(eg_store_pipeline(s, 2, argcs, cmds, replies), EG_EUNAVAIL);
+    cr_assert_null(replies[0]);
+    cr_assert_null(replies[1]);
+
+    eg_store_close(s);
+    pthread_join(t, NULL);
+    close(lfd);
 }

@@ -203,3 +203,77 @@ Test(lifecycle, expire_and_defer)
     cr_expect_eq(next.version, cb->version + 1);
     drop(cb);
 }
+
+/* ---- the customer called in on their own (call.inbound from the callback's number) ---- */
+
+Test(lifecycle, customer_contact_completes_scheduled_queued_and_routing_callbacks)
+{
+    /* SCHEDULED, never dialled. */
+    Eg__Callback *cb = queued(0);
+    Eg__Callback next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_OK);
+    cr_expect_eq(next.state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(next.reason, EG__REASON__REASON_CUSTOMER_CONTACTED);
+    cr_expect_eq(next.version, cb->version + 1, "one new version");
+    cr_expect_eq(next.updated_ms, NOW);
+    drop(cb);
+
+    /* QUEUED (handed to the platform), then ROUTING (being dialled). */
+    cb = queued(1);
+    next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_OK, "QUEUED");
+    cr_expect_eq(next.reason, EG__REASON__REASON_CUSTOMER_CONTACTED);
+    const char *d[] = {"DIALING"};
+    feed(cb, 1, d, 1);
+    cr_assert_eq(cb->state, EG__STATE__STATE_ROUTING);
+    next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_OK, "ROUTING");
+    cr_expect_eq(next.state, EG__STATE__STATE_COMPLETED);
+    drop(cb);
+
+    /* Waiting for a retry (SCHEDULED after a busy attempt). */
+    cb = queued(1);
+    const char *busy[] = {"DIALING", "BUSY"};
+    feed(cb, 1, busy, 2);
+    cr_assert_eq(cb->state, EG__STATE__STATE_SCHEDULED);
+    next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_OK, "SCHEDULED for a retry");
+    cr_expect_eq(next.reason, EG__REASON__REASON_CUSTOMER_CONTACTED);
+    drop(cb);
+}
+
+Test(lifecycle, customer_contact_leaves_processing_and_completed_alone)
+{
+    Eg__Callback *cb = queued(1);
+    const char *p[] = {"AGENT_CONNECTED"};
+    feed(cb, 1, p, 1);
+    cr_assert_eq(cb->state, EG__STATE__STATE_PROCESSING);
+    Eg__Callback next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_ESTATE, "an agent has it");
+    cr_expect_eq(next.state, EG__STATE__STATE_PROCESSING, "unchanged");
+    cr_expect_eq(next.version, cb->version, "unchanged");
+    const char *end[] = {"CALL_ENDED"};
+    feed(cb, 1, end, 1);
+    cr_assert_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    next = *cb;
+    cr_expect_eq(lc_customer_contacted(cb, NOW, &next), EG_ESTATE, "already completed");
+    cr_expect_eq(next.reason, EG__REASON__REASON_AGENT_CONNECTED, "the first reason stays");
+    drop(cb);
+}
+
+Test(lifecycle, results_after_customer_contact_are_stale)
+{
+    Eg__Callback *cb = queued(1);
+    Eg__Callback next = *cb;
+    cr_assert_eq(lc_customer_contacted(cb, NOW, &next), EG_OK);
+    *cb = next;
+    const char *late[] = {"DIALING", "PERSON", "AGENT_CONNECTED", "BUSY", "CALL_ENDED"};
+    for (size_t i = 0; i < 5; i++) {
+        eg_status_t st;
+        next = *cb;
+        cr_expect_eq(lc_on_progress(cb, 1, late[i], &retry, NOW, &next, &st), LC_IGNORE,
+                     "%s after CUSTOMER_CONTACTED", late[i]);
+    }
+    cr_expect_eq(cb->reason, EG__REASON__REASON_CUSTOMER_CONTACTED);
+    drop(cb);
+}

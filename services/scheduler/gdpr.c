@@ -1,0 +1,276 @@
+/* The scheduler's half of a GDPR erase: cancel, then delete, a number's callbacks in Redis.
+ *
+ * The number's callbacks are found through its per-phone index (eg:{t:T}:ph:<phone>, every
+ * callback booked for the number, kept as long as the newest of them). Each active one is
+ * cancelled exactly as the API cancels (compare-and-set, an event in the outbox, the voice
+ * platform told through the relay and the ors-bridge); the cancel events reach the archiver,
+ * which drops them because the erase tombstoned those ids first (services/archiver/gdpr.c). Then
+ * one pipelined round trip deletes the records, their entries in the services' due and queue
+ * ZSETs, and the number's index keys: the per-phone ZSET and, for every service of the tenant,
+ * the number's active set and per-day ZSET. The deletes are not one atomic step; they do not
+ * need to be: each is idempotent, and an erase that fails half-way is repeated.
+ *
+ * A callback with an agent (PROCESSING) cannot be cancelled, so the erase refuses (EG_ECONFLICT)
+ * before changing anything; it is repeated once the call has ended.
+ *
+ * Not covered: a call-in request (eg:{t:T}:ci:req:<id>) may carry the number as its caller; it
+ * expires on its own within its group's expiry (at most 24 hours) and is not indexed by number. */
+#include "gdpr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callback_store.h"
+#include "callbacks.h"
+#include "engage.pb-c.h"
+#include "engage/log.h"
+#include "engage/mem.h"
+
+#define GDPR_SCAN_MAX 10000 /* ids of one number considered per request */
+#define KEY_LEN 320
+
+/* A pipeline of DEL and ZREM commands on one tenant's keys, built before it is sent. */
+typedef struct {
+    size_t n, max;
+    char (*keys)[KEY_LEN];
+    const char *(*argv)[3];
+    const char *const **cmds;
+    int *argcs;
+    bool *is_record; /* a DEL of a callback record: its reply counts the records deleted */
+} pipe_t;
+
+static void pipe_init(pipe_t *p, size_t max)
+{
+    p->n = 0;
+    p->max = max;
+    p->keys = eg_xcalloc(max, sizeof *p->keys);
+    p->argv = eg_xcalloc(max, sizeof *p->argv);
+    p->cmds = eg_xcalloc(max, sizeof *p->cmds);
+    p->argcs = eg_xcalloc(max, sizeof *p->argcs);
+    p->is_record = eg_xcalloc(max, sizeof *p->is_record);
+}
+
+static void pipe_free(pipe_t *p)
+{
+    free(p->keys);
+    free(p->argv);
+    free(p->cmds);
+    free(p->argcs);
+    free(p->is_record);
+}
+
+/* DEL eg:{t:tenant}:kind:rest, or ZREM it member when member is not NULL. */
+static void pipe_add(pipe_t *p, const char *tenant, const char *kind, const char *rest,
+                     const char *member, bool is_record)
+{
+    size_t k = p->n++;
+    cb_key(p->keys[k], KEY_LEN, tenant, kind, rest);
+    p->argv[k][0] = member != NULL ? "ZREM" : "DEL";
+    p->argv[k][1] = p->keys[k];
+    p->argv[k][2] = member;
+    p->argcs[k] = member != NULL ? 3 : 2;
+    p->cmds[k] = p->argv[k];
+    p->is_record[k] = is_record;
+}
+
+static void reply_send(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__GdprEraseReply *r, eg_status_t st,
+                       const char *text)
+{
+    Eg__Status s = EG__STATUS__INIT;
+    s.code = (int32_t)st;
+    s.message = (char *)(text ? text : "");
+    r->status = &s;
+    size_t n = eg__gdpr_erase_reply__get_packed_size(r);
+    uint8_t *buf = eg_xmalloc(n ? n : 1);
+    eg__gdpr_erase_reply__pack(r, buf);
+    eg_bus_respond(bus, msg, buf, n);
+    free(buf);
+    r->status = NULL;
+}
+
+/* The names of the tenant's services (malloc'd; *n of them). */
+static eg_status_t tenant_services(worker_t *w, const char *tenant, char ***names, size_t *n)
+{
+    eg_pg_res_t *res = NULL;
+    const char *p[1] = {tenant};
+    *names = NULL;
+    *n = 0;
+    eg_status_t st =
+        eg_pg_exec(w->pg, "SELECT name FROM services WHERE tenant_id = $1::uuid", 1, p, &res);
+    if (st == EG_OK && eg_pg_rows(res) > 0) {
+        *names = eg_xcalloc((size_t)eg_pg_rows(res), sizeof **names);
+        for (int i = 0; i < eg_pg_rows(res); i++)
+            (*names)[(*n)++] = eg_xstrdup(eg_pg_value(res, i, 0));
+    }
+    eg_pg_res_free(res);
+    return st;
+}
+
+/* Delete the records and index keys (one pipelined round trip). *deleted = records deleted. */
+static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phone, char **ids,
+                               Eg__Callback **cbs, int n, char **services, size_t nsvc,
+                               int32_t *deleted)
+{
+    pipe_t p;
+    char rest[KEY_LEN];
+    pipe_init(&p, (size_t)n * 3 + nsvc * 2 + 1);
+    for (int i = 0; i < n; i++) {
+        pipe_add(&p, tenant, "cb", ids[i], NULL, true);
+        if (cbs[i] != NULL) {
+            pipe_add(&p, tenant, "due", cbs[i]->service, ids[i], false);
+            pipe_add(&p, tenant, "q", cbs[i]->service, ids[i], false);
+        }
+    }
+    for (size_t i = 0; i < nsvc; i++) {
+        snprintf(rest, sizeof rest, "%s:%s", services[i], phone);
+        pipe_add(&p, tenant, "active", rest, NULL, false);
+        pipe_add(&p, tenant, "day", rest, NULL, false);
+    }
+    pipe_add(&p, tenant, "ph", phone, NULL, false);
+    eg_reply_t **replies = eg_xcalloc(p.n, sizeof *replies);
+    eg_status_t st = eg_store_pipeline(w->store, p.n, p.argcs, p.cmds, replies);
+    *deleted = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
+            st = EG_EPROTO;
+        if (st == EG_OK && p.is_record[i] && replies[i]->type == EG_REPLY_INTEGER)
+            *deleted += (int32_t)replies[i]->integer;
+        eg_reply_free(replies[i]);
+    }
+    free(replies);
+    pipe_free(&p);
+    return st;
+}
+
+/* Add the services of the records to the tenant's list (a service deleted since still has
+ * keys). */
+static void add_record_services(Eg__Callback **cbs, int n, char ***services, size_t *nsvc)
+{
+    for (int i = 0; i < n; i++) {
+        if (cbs[i] == NULL)
+            continue;
+        bool known = false;
+        for (size_t j = 0; j < *nsvc && !known; j++)
+            known = strcmp((*services)[j], cbs[i]->service) == 0;
+        if (!known) {
+            *services = eg_xrealloc(*services, (*nsvc + 1) * sizeof **services);
+            (*services)[(*nsvc)++] = eg_xstrdup(cbs[i]->service);
+        }
+    }
+}
+
+/* Did the callback reach COMPLETED (or vanish)? A cancel refused as "not cancellable" means
+ * that, or that an agent took it meanwhile. */
+static bool completed_now(worker_t *w, const char *tenant, const char *id)
+{
+    Eg__Callback *cb = NULL;
+    eg_status_t st = cb_store_get(w->store, tenant, id, &cb, NULL, NULL);
+    bool done = st == EG_ENOTFOUND || (st == EG_OK && cb->state == EG__STATE__STATE_COMPLETED);
+    if (cb != NULL)
+        eg__callback__free_unpacked(cb, NULL);
+    return done;
+}
+
+eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
+{
+    Eg__GdprRequest *req =
+        eg__gdpr_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
+    if (req == NULL)
+        return EG_EPROTO;
+    Eg__GdprEraseReply r = EG__GDPR_ERASE_REPLY__INIT;
+    char **ids = eg_xcalloc(GDPR_SCAN_MAX, sizeof *ids), **services = NULL;
+    Eg__Callback **cbs = eg_xcalloc(GDPR_SCAN_MAX, sizeof *cbs);
+    char why[256] = "", masked[24];
+    size_t nsvc = 0;
+    int n = 0;
+    eg_log_mask_phone(req->phone, masked, sizeof masked);
+
+    eg_status_t st = EG_EINVAL;
+    if (!req->tenant_id[0] || !req->phone[0]) {
+        snprintf(why, sizeof why, "tenant_id and phone are required");
+        goto out;
+    }
+    st = cb_store_phone_ids(w->store, req->tenant_id, req->phone, GDPR_SCAN_MAX, ids, &n);
+    for (int i = 0; st == EG_OK && i < n; i++) {
+        eg_status_t g = cb_store_get(w->store, req->tenant_id, ids[i], &cbs[i], NULL, NULL);
+        if (g != EG_OK && g != EG_ENOTFOUND)
+            st = g;
+        else if (g == EG_OK && cbs[i]->state == EG__STATE__STATE_PROCESSING) {
+            st = EG_ECONFLICT;
+            snprintf(why, sizeof why,
+                     "phoneNumber: callback %s of this number is with an agent now; erase again "
+                     "when the call has ended",
+                     ids[i]);
+        }
+    }
+    if (st != EG_OK) {
+        if (!why[0])
+            snprintf(why, sizeof why, "callback store unavailable");
+        goto out;
+    }
+    if (!req->dry_run) {
+        /* Cancel the active ones: the ordinary cancel, so the voice platform is told. */
+        for (int i = 0; st == EG_OK && i < n; i++) {
+            if (cbs[i] == NULL || cbs[i]->state == EG__STATE__STATE_COMPLETED)
+                continue;
+            Eg__IdRequest ir = EG__ID_REQUEST__INIT;
+            Eg__CallbackReply cr = EG__CALLBACK_REPLY__INIT;
+            ir.tenant_id = req->tenant_id;
+            ir.id = ids[i];
+            cb_cancel(w, &ir, &cr);
+            eg_status_t c = (eg_status_t)cr.status->code;
+            if (c == EG_ESTATE && completed_now(w, req->tenant_id, ids[i]))
+                c = EG_ENOTFOUND; /* it ended meanwhile: nothing to cancel */
+            if (c == EG_OK) {
+                r.cancelled++;
+            } else if (c == EG_ESTATE || c == EG_ECONFLICT) {
+                st = EG_ECONFLICT;
+                snprintf(why, sizeof why,
+                         "phoneNumber: callback %s of this number is changing or with an agent; "
+                         "erase again shortly",
+                         ids[i]);
+            } else if (c != EG_ENOTFOUND) {
+                st = c;
+                snprintf(why, sizeof why, "callback store unavailable");
+            }
+            cb_reply_clear(&cr);
+        }
+        if (st == EG_OK) {
+            st = tenant_services(w, req->tenant_id, &services, &nsvc);
+            if (st != EG_OK)
+                snprintf(why, sizeof why, "configuration store unavailable");
+        }
+        if (st == EG_OK) {
+            add_record_services(cbs, n, &services, &nsvc);
+            st = delete_keys(w, req->tenant_id, req->phone, ids, cbs, n, services, nsvc,
+                             &r.redis_deleted);
+            if (st != EG_OK)
+                snprintf(why, sizeof why, "callback store unavailable");
+        }
+    }
+    if (st == EG_OK) {
+        r.ids = ids;
+        r.n_ids = (size_t)n;
+        if (!req->dry_run)
+            eg_log_info("GDPR erase of %s: %d callback(s) in Redis, %d cancelled, %d deleted",
+                        masked, n, r.cancelled, r.redis_deleted);
+    }
+out:
+    if (st != EG_OK)
+        eg_log_warn("GDPR erase of %s%s: %s (%s)", masked, req->dry_run ? " (dry run)" : "",
+                    eg_status_str(st), why);
+    reply_send(bus, msg, &r, st, st == EG_OK ? NULL : why);
+    for (int i = 0; i < n; i++) {
+        free(ids[i]);
+        if (cbs[i] != NULL)
+            eg__callback__free_unpacked(cbs[i], NULL);
+    }
+    for (size_t i = 0; i < nsvc; i++)
+        free(services[i]);
+    free(services);
+    free(ids);
+    free(cbs);
+    eg__gdpr_request__free_unpacked(req, NULL);
+    return st == EG_EPROTO ? EG_EIO : st;
+}

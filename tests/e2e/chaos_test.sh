@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Fault test (issue 5, item 6): nothing accepted is lost and nothing is dialled twice, whatever
+# crashes. While several loops create immediate callbacks (numbers voice-sim answers), this test
+#   - kills -9 each service in turn: api, scheduler, ors-bridge, archiver, voice-sim, and waits
+#     for the suite's supervisor to restart it (its pid file changes) and for its /readyz;
+#   - crashes redis-server (SIGKILL; it runs with appendfsync always) and nats-server (SIGKILL;
+#     JetStream file store) and restarts each on the same port with the same data, then restarts
+#     PostgreSQL (pg_ctl restart -m immediate: a crash and WAL recovery), all with
+#     `scripts/stack.sh restart`; the services must reconnect by themselves.
+# CHAOS_SERVER_STOP=term stops the three servers cleanly instead; CHAOS_FAULTS="redis nats"
+# (any subset, in any order) runs only those faults, to narrow down a failure.
+#
+# Then, after the load stopped, it checks:
+#   1. every create answered 200 exists (retrieve over HTTP) and reaches COMPLETED with reason
+#      AGENT_CONNECTED within CHAOS_SETTLE seconds (default 120);
+#   2. no attempt was dialled twice: in voice-sim's hash voicesim:dials (field
+#      <tenant>:<callback id>:<attempt>) every field is 1, and each accepted callback has exactly
+#      one dial, for attempt 1;
+#   3. PostgreSQL agrees with Redis: for every accepted id the `callbacks` row has the state and
+#      reason retrieve shows (waiting up to CHAOS_PG_SETTLE seconds, default 60, for the archiver);
+#   4. the dead-letter stream got nothing: no entry was added to ENGAGE_VOICE_DEADLETTER_STREAM
+#      while this test ran. Tests run one after another, so every entry with an id (a Redis
+#      timestamp) after this test's start was caused by it; entries other tests added on purpose
+#      before it are left out by that bound.
+# It prints `chaos report: sent=N accepted=N completed=N dials=N duplicates=N lost=N` and exits
+# non-zero on any violation, printing the log lines of the callbacks concerned.
+# Creates answered 503 (or not at all) while something restarted are not accepted and are not
+# checked.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+: "${ENGAGE_ENV_FILE:?set ENGAGE_ENV_FILE to the engage.env of the suite (make test does)}"
+load_env_file "$ENGAGE_ENV_FILE"
+RUN_DIR="${ENGAGE_RUN_DIR:-$(dirname "$ENGAGE_ENV_FILE")}"
+PIDS="$RUN_DIR/pids"
+LOGS="$RUN_DIR/logs"
+WORK="$(mktemp -d)"
+export LC_ALL=C # one collation for sort, join and comm
+
+CREATORS=${CHAOS_CREATORS:-4}
+SETTLE=${CHAOS_SETTLE:-120}
+PG_SETTLE=${CHAOS_PG_SETTLE:-60}
+SERVER_STOP=${CHAOS_SERVER_STOP:-kill}
+GAP=${CHAOS_GAP:-3} # seconds of load between two faults
+# The faults, in order (a subset narrows down a failure; make test runs them all).
+# voice-sim is left out by default: killed -9, it loses the calls it is playing and Engage has
+# no attempt timeout yet, so those callbacks wait until expiry (docs/reliability.md, "open
+# items"). CHAOS_FAULTS="... voice-sim" shows it.
+FAULTS=${CHAOS_FAULTS:-api scheduler ors-bridge archiver redis nats postgres}
+T0=$SECONDS
+
+stop_creators() {
+    touch "$WORK/stop"
+    wait 2>/dev/null || true
+}
+cleanup() {
+    stop_creators
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+stamp() { printf '[%3ds %s] %s\n' "$((SECONDS - T0))" "$(date -u +%H:%M:%S.%3N)" "$*"; }
+
+vredis_raw() { # redis-cli on the voice Redis (db from ENGAGE_VOICE_REDIS_URL)
+    local u="${ENGAGE_VOICE_REDIS_URL#redis://}" hostport db=0
+    hostport="${u%%/*}"
+    [[ "$u" == */* ]] && db="${u#*/}"
+    redis-cli --raw -h "${hostport%%:*}" -p "${hostport##*:}" -n "${db:-0}" "$@"
+}
+
+# --- the load ------------------------------------------------------------------------------------
+
+# Creates immediate callbacks until $WORK/stop exists; one line per answer:
+# "<code> <id or -> <seconds since the test started>". Numbers end in 10, which voice-sim answers.
+creator() {
+    local c="$1" n=0 out code id
+    while [[ ! -e "$WORK/stop" ]]; do
+        n=$((n + 1))
+        out="$(curl -s -m 10 -w '\n%{http_code}' -X POST "$ENGAGE_URL/engagement/v3/callbacks/create" \
+            -H "x-api-key: $ENGAGE_API_KEY" -H 'Content-Type: application/json' \
+            -d "{\"serviceName\":\"$ENGAGE_DEMO_SERVICE\",\"phoneNumber\":\"+1777$c$RUN_TAG$(printf '%04d' "$n")10\"}" ||
+            true)"
+        code="$(tail -n1 <<<"$out")"
+        id="$(head -n1 <<<"$out" | jq -r '.data.id // empty' 2>/dev/null || true)"
+        echo "${code:-000} ${id:--} $((SECONDS - T0))" >>"$WORK/answers.$c"
+        if [[ "$code" != 200 ]]; then
+            printf '%s %s %s\n' "$(date -u +%H:%M:%S.%3N)" "${code:-000}" \
+                "$(head -n1 <<<"$out" | jq -c '.status // empty' 2>/dev/null || true)" >>"$WORK/refusals"
+        fi
+        sleep 0.05
+    done
+}
+
+# --- faults --------------------------------------------------------------------------------------
+
+port_of() { # service name -> its HTTP port from engage.env
+    local n="${1^^}" var
+    var="ENGAGE_${n//-/_}_HTTP_PORT"
+    printf '%s\n' "${!var:-}"
+}
+
+# wait_ready NAME TIMEOUT: /readyz of one service answers 200.
+wait_ready() {
+    local name="$1" timeout="$2" port
+    port="$(port_of "$name")"
+    [[ -n "$port" ]] || return 0
+    if wait_http_200 "http://127.0.0.1:$port/readyz" "$timeout"; then
+        return 0
+    fi
+    fail "$name not ready within ${timeout}s: $(curl -s -m 2 "http://127.0.0.1:$port/readyz" || echo 'no answer')"
+    return 1
+}
+
+wait_all_ready() {
+    local why="$1" name start=$SECONDS
+    for name in api scheduler ors-bridge archiver voice-sim; do
+        wait_ready "$name" 30 || echo "  (after $why)"
+    done
+    stamp "every service ready again $((SECONDS - start))s after $why"
+}
+
+kill_service() {
+    local name="$1" pid newpid i
+    pid="$(cat "$PIDS/$name.pid")"
+    stamp "kill -9 $name (pid $pid)"
+    kill -KILL "$pid"
+    for ((i = 0; i < 150; i++)); do
+        sleep 0.1
+        newpid="$(cat "$PIDS/$name.pid" 2>/dev/null || true)"
+        if [[ -n "$newpid" && "$newpid" != "$pid" ]] && pid_alive "$newpid"; then
+            wait_ready "$name" 30 || return 0
+            stamp "  $name restarted as pid $newpid and ready"
+            return 0
+        fi
+    done
+    fail "$name was not restarted within 15 s of kill -9"
+}
+
+restart_server() {
+    local name="$1" before after
+    before="$(cat "$PIDS/$name.pid" 2>/dev/null || true)"
+    stamp "restart $name ($SERVER_STOP)"
+    if ! "$ROOT/scripts/stack.sh" restart "$RUN_DIR" "$name" "$SERVER_STOP" | sed 's/^/  /'; then
+        fail "scripts/stack.sh restart $name failed"
+        return 0
+    fi
+    after="$(cat "$PIDS/$name.pid" 2>/dev/null || true)"
+    if [[ "$before" == "$after" ]]; then
+        fail "$name pid unchanged ($before) after its restart"
+    fi
+    stamp "  $name up again (pid $before -> $after)"
+    wait_all_ready "the $name restart"
+}
+
+# --- checks --------------------------------------------------------------------------------------
+
+# retrieve_all IDS_FILE OUT: one line per id, "<id>\t<http code>\t<state>\t<reason>", from one
+# curl per 500 ids (sequential requests on one curl process).
+retrieve_all() {
+    local ids="$1" out="$2" cfg="$WORK/retrieve.cfg" id chunk sep
+    : >"$out.raw"
+    split -l 500 "$ids" "$WORK/chunk."
+    for chunk in "$WORK"/chunk.*; do
+        : >"$cfg"
+        sep=""
+        while read -r id; do
+            {
+                printf '%s' "$sep"
+                printf 'url = "%s/engagement/v3/callbacks/retrieve"\n' "$ENGAGE_URL"
+                printf 'header = "x-api-key: %s"\n' "$ENGAGE_API_KEY"
+                printf 'json = "{\\"id\\":\\"%s\\"}"\n' "$id"
+                printf 'write-out = "\\t%s\\t%%{http_code}\\n"\n' "$id"
+                printf 'max-time = 10\n'
+            } >>"$cfg"
+            sep=$'next\n'
+        done <"$chunk"
+        curl -s -K "$cfg" >>"$out.raw" 2>/dev/null || true
+        rm -f "$chunk"
+    done
+    jq -Rr 'split("\t") as $p
+        | (($p[0] | fromjson?) // {}) as $b
+        | [$p[1], $p[2], ($b.data.callbackState // "-"), ($b.data.callbackReason // "-")] | @tsv' \
+        <"$out.raw" | sort >"$out"
+}
+
+# show_logs ID...: every service log line that names one of the ids (at most 40 per id).
+show_logs() {
+    local id
+    for id in "$@"; do
+        echo "---- log lines naming $id ----"
+        grep -h -F "$id" "$LOGS"/{api,scheduler,ors-bridge,archiver,voice-sim}.log 2>/dev/null |
+            head -n 40 || true
+        echo "  voicesim:dials: $(grep -F "$id" "$WORK/dials.all" | paste -sd' ' || true)"
+    done
+}
+
+# --- run -----------------------------------------------------------------------------------------
+
+RUN_TAG="$(printf '%02d' $((RANDOM % 100)))"
+DL_STREAM="$ENGAGE_VOICE_DEADLETTER_STREAM"
+DL_START="$(vredis_raw time | head -n1)"
+DL_START_ID="$((DL_START * 1000))-0"
+stamp "chaos test: $CREATORS creators; faults ${GAP}s apart: $FAULTS; servers stopped with '$SERVER_STOP'"
+
+for ((c = 1; c <= CREATORS; c++)); do
+    creator "$c" &
+done
+sleep "$GAP"
+for fault in $FAULTS; do
+    case "$fault" in
+    api | scheduler | ors-bridge | archiver | voice-sim) kill_service "$fault" ;;
+    redis | nats | postgres) restart_server "$fault" ;;
+    *) die "CHAOS_FAULTS: unknown fault '$fault'" ;;
+    esac
+    sleep "$GAP"
+done
+LAST_FAULT=$((SECONDS - T0))
+sleep "$GAP"
+stamp "stopping the load"
+stop_creators
+
+cat "$WORK"/answers.* >"$WORK/all"
+sent=$(wc -l <"$WORK/all")
+awk '$1 == "200" && $2 != "-" {print $2}' "$WORK/all" | sort -u >"$WORK/accepted"
+accepted=$(wc -l <"$WORK/accepted")
+after_faults=$(awk -v t="$LAST_FAULT" '$1 == "200" && $3 >= t' "$WORK/all" | wc -l)
+echo "answers by code: $(awk '{print $1}' "$WORK/all" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')"
+echo "accepted after the last fault: $after_faults"
+if [[ -s "$WORK/refusals" ]]; then
+    echo "creates not accepted (time, code, status):"
+    sed 's/^/    /' "$WORK/refusals"
+fi
+if ((accepted < 50)); then
+    fail "too few callbacks were accepted ($accepted) for the test to mean anything"
+fi
+if ((after_faults == 0)); then
+    fail "no create was accepted after the last server restart: the services did not recover"
+fi
+
+# 1. every accepted callback exists and completes with AGENT_CONNECTED.
+stamp "waiting up to ${SETTLE}s for $accepted accepted callbacks to complete"
+completed=0
+deadline=$((SECONDS + SETTLE))
+while :; do
+    retrieve_all "$WORK/accepted" "$WORK/states"
+    completed=$(awk -F'\t' '$2 == "200" && $3 == "COMPLETED"' "$WORK/states" | wc -l)
+    missing=$(awk -F'\t' '$2 == "404"' "$WORK/states" | wc -l)
+    ((completed == accepted || SECONDS >= deadline)) && break
+    stamp "  $completed/$accepted completed, $missing not found; waiting"
+    sleep 3
+done
+stamp "$completed/$accepted completed"
+awk -F'\t' '$2 == "404" {print $1}' "$WORK/states" >"$WORK/lost"
+awk -F'\t' '$2 != "404" && !($2 == "200" && $3 == "COMPLETED" && $4 == "AGENT_CONNECTED")' \
+    "$WORK/states" >"$WORK/bad_state"
+lost=$(wc -l <"$WORK/lost")
+if ((lost > 0)); then
+    fail "$lost accepted callbacks do not exist any more (retrieve: 404): $(head -n 5 "$WORK/lost" | paste -sd' ')"
+fi
+if [[ -s "$WORK/bad_state" ]]; then
+    fail "$(wc -l <"$WORK/bad_state") accepted callbacks did not end COMPLETED/AGENT_CONNECTED within ${SETTLE}s:"
+    awk -F'\t' '{print $3 "/" $4 " (http " $2 ")"}' "$WORK/bad_state" | sort | uniq -c | sed 's/^/    /'
+    head -n 10 "$WORK/bad_state" | sed 's/^/    /'
+fi
+
+# 2. dials: every field of voicesim:dials is 1; each accepted callback dialled once, attempt 1.
+vredis_raw hgetall voicesim:dials | paste - - >"$WORK/dials.all"
+awk -v t="$ENGAGE_TENANT_ID:" 'index($1, t) == 1 {sub(t, "", $1); split($1, a, ":"); print a[1] "\t" a[2] "\t" $2}' \
+    "$WORK/dials.all" | sort >"$WORK/dials.tenant"
+join -t $'\t' "$WORK/accepted" "$WORK/dials.tenant" >"$WORK/dials.ours"
+dials=$(awk -F'\t' '{s += $3} END {print s + 0}' "$WORK/dials.ours")
+duplicates=$(awk -F'\t' '$3 > 1' "$WORK/dials.ours" | wc -l)
+if ((duplicates > 0)); then
+    fail "$duplicates attempts of accepted callbacks were dialled more than once:"
+    awk -F'\t' '$3 > 1 {print "    " $1 " attempt " $2 ": " $3 " dials"}' "$WORK/dials.ours" | head -n 20
+fi
+others=$(awk -F'\t' '$2 > 1' "$WORK/dials.all" | grep -c -v -F -f "$WORK/accepted" || true)
+if ((others > 0)); then
+    fail "$others other fields of voicesim:dials (earlier tests) are above 1:"
+    awk -F'\t' '$2 > 1' "$WORK/dials.all" | head -n 10 | sed 's/^/    /'
+fi
+awk -F'\t' '$2 != "1"' "$WORK/dials.ours" >"$WORK/other_attempts"
+if [[ -s "$WORK/other_attempts" ]]; then
+    fail "$(wc -l <"$WORK/other_attempts") dials for attempts other than 1 (these numbers answer at once):"
+    head -n 10 "$WORK/other_attempts" | sed 's/^/    /'
+fi
+cut -f1 "$WORK/dials.ours" | sort -u | comm -23 "$WORK/accepted" - >"$WORK/undialled"
+if [[ -s "$WORK/undialled" ]]; then
+    fail "$(wc -l <"$WORK/undialled") accepted callbacks were never dialled: $(head -n 5 "$WORK/undialled" | paste -sd' ')"
+fi
+
+# 3. PostgreSQL agrees with Redis (retrieve) for every id.
+stamp "comparing PostgreSQL with Redis (up to ${PG_SETTLE}s for the archiver)"
+ids_sql="{$(paste -sd, "$WORK/accepted")}"
+deadline=$((SECONDS + PG_SETTLE))
+while :; do
+    psql "$ENGAGE_PG_DSN" -X -At -F $'\t' -c \
+        "SELECT id, state, coalesce(reason, '-') FROM callbacks WHERE id = ANY('$ids_sql'::uuid[])" |
+        sort >"$WORK/pg"
+    awk -F'\t' '$2 == "200" {print $1 "\t" $3 "\t" ($3 == "COMPLETED" ? $4 : "-")}' "$WORK/states" |
+        sort >"$WORK/redis"
+    # PostgreSQL may keep a reason for states before COMPLETED; compare it only when completed.
+    awk -F'\t' '{print $1 "\t" $2 "\t" ($2 == "COMPLETED" ? $3 : "-")}' "$WORK/pg" | sort >"$WORK/pg.cmp"
+    diff "$WORK/redis" "$WORK/pg.cmp" >"$WORK/pg.diff" || true
+    if [[ ! -s "$WORK/pg.diff" ]] || ((SECONDS >= deadline)); then break; fi
+    sleep 2
+    retrieve_all "$WORK/accepted" "$WORK/states"
+done
+if [[ -s "$WORK/pg.diff" ]]; then
+    fail "PostgreSQL disagrees with Redis for $(grep -c '^<' "$WORK/pg.diff" || true) ids (< Redis, > PostgreSQL):"
+    head -n 20 "$WORK/pg.diff" | sed 's/^/    /'
+fi
+pg_missing=$(comm -23 "$WORK/accepted" <(cut -f1 "$WORK/pg") | wc -l)
+((pg_missing == 0)) || fail "$pg_missing accepted callbacks have no row in PostgreSQL"
+
+# 4. nothing was dead-lettered while this test ran.
+vredis_raw xrange "$DL_STREAM" "$DL_START_ID" + >"$WORK/deadletters" || true
+dl_count=$(vredis_raw eval "return #redis.call('XRANGE', KEYS[1], ARGV[1], '+')" 1 "$DL_STREAM" "$DL_START_ID")
+if ((dl_count > 0)); then
+    fail "$dl_count entries were dead-lettered in $DL_STREAM during the test:"
+    head -n 40 "$WORK/deadletters" | sed 's/^/    /'
+fi
+
+bad_ids=()
+while read -r id; do bad_ids+=("$id"); done < <({
+    cat "$WORK/lost"
+    cut -f1 "$WORK/bad_state"
+    awk -F'\t' '$3 > 1 {print $1}' "$WORK/dials.ours"
+    cat "$WORK/undialled"
+    grep -oE '^[<>] [0-9a-f-]{36}' "$WORK/pg.diff" | cut -c3-
+} | sort -u | head -n 5)
+if ((${#bad_ids[@]} > 0)); then
+    show_logs "${bad_ids[@]}"
+fi
+
+echo "chaos report: sent=$sent accepted=$accepted completed=$completed dials=$dials duplicates=$duplicates lost=$lost"
+if ((failures > 0)); then
+    echo "FAIL: $failures check(s) failed (logs in $LOGS)"
+    exit 1
+fi
+echo "PASS: every accepted callback completed once, PostgreSQL agrees, nothing dead-lettered ($((SECONDS - T0))s)"
