@@ -549,14 +549,13 @@ static int sizing_cmd(int argc, char **argv)
         eg_json_free(out);
         return 0;
     }
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], mode[48] = "immediate";
+    if (in.scheduled_days > 0)
+        snprintf(mode, sizeof mode, "booked %g days ahead", in.scheduled_days);
     printf("%.0f callbacks a day, %g kB of user data each, %s, %d tenant%s: %.0f callbacks held "
            "at once (kept %g days past their time)\n\n",
-           in.callbacks_per_day, in.user_data_kb,
-           in.scheduled_days > 0 ? "booked ahead" : "immediate", in.tenants,
-           in.tenants == 1 ? "" : "s", e.resident_callbacks, EG_SIZING_RETENTION_DAYS);
-    if (in.scheduled_days > 0)
-        printf("(booked %g days ahead on average)\n\n", in.scheduled_days);
+           in.callbacks_per_day, in.user_data_kb, mode, in.tenants, in.tenants == 1 ? "" : "s",
+           e.resident_callbacks, EG_SIZING_RETENTION_DAYS);
     printf("%-26s %-22s %-26s %s\n", "", "Engage (measured)", "GES (published)", "GES / Engage");
     human_bytes(e.redis_bytes_high, a, sizeof a);
     human_bytes(g.redis_bytes_low, b, sizeof b);
