@@ -109,19 +109,6 @@ static eg_status_t ready_nats(void *arg, char *why, size_t whylen)
     return EG_EUNAVAIL;
 }
 
-static eg_status_t ready_pg(void *arg, char *why, size_t whylen)
-{
-    archiver_t *a = arg;
-    eg_pg_t *pg = NULL;
-    eg_status_t rc = eg_pg_open(&pg, a->cfg->pg_dsn);
-    if (rc == EG_OK)
-        rc = eg_pg_ping(pg);
-    if (rc != EG_OK)
-        snprintf(why, whylen, "PostgreSQL: %s", eg_status_str(rc));
-    eg_pg_close(pg);
-    return rc;
-}
-
 static eg_status_t ready_consumer(void *arg, char *why, size_t whylen)
 {
     archiver_t *a = arg;
@@ -389,7 +376,7 @@ int main(void)
         goto out;
     register_metrics(&a, eg_service_metrics(svc));
     eg_health_add_check(eg_service_health(svc), "nats", ready_nats, &a);
-    eg_health_add_check(eg_service_health(svc), "postgres", ready_pg, &a);
+    eg_health_add_check(eg_service_health(svc), "postgres", eg_ready_pg, cfg.pg_dsn);
     eg_health_add_check(eg_service_health(svc), "consumer", ready_consumer, &a);
 
     if (migrate(&cfg) != EG_OK) {
