@@ -45,7 +45,8 @@ eg_status_t commands_write(commands_t *c, const bridge_t *b, const Eg__Dispatch 
     if (dial)
         snprintf(guard, sizeof guard, "engage:dialed:%s:%s:%u", cb->tenant_id, cb->id, d->attempt);
     else
-        snprintf(guard, sizeof guard, "engage:cancelled:%s:%s", cb->tenant_id, cb->id);
+        snprintf(guard, sizeof guard, "engage:cancelled:%s:%s:%u", cb->tenant_id, cb->id,
+                 d->attempt);
     argv[n++] = guard;
     argv[n++] = b->cfg->voice_commands_stream;
     argv[n++] = GUARD_TTL_MS;

@@ -14,9 +14,10 @@
 
 /* KEYS: cb, index, slots, outbox, active (SET of the number's live ids in the service),
  *       day (ZSET of the number's creates in the service by time), phone (ZSET of the tenant's
- *       ids for the number, for find), idem (the Idempotency-Key's id).
+ *       ids for the number, for find), idem (the Idempotency-Key's id), watch.
  * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob,
- *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none).
+ *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none),
+ *       watch score ("" = not watched).
  * Returns 1 created, -1 id exists, {0, used} slot full, {2, id} idempotent replay,
  *         {3, n} per-day limit, {4, n} active limit. */
 static const char create_lua[] =
@@ -42,6 +43,7 @@ static const char create_lua[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])\n"
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
+    "if ARGV[13] ~= '' then redis.call('ZADD', KEYS[9], ARGV[13], ARGV[2]) end\n"
     "redis.call('ZADD', KEYS[6], now, ARGV[2])\n"
     "redis.call('PEXPIRE', KEYS[6], 86400000)\n"
     "redis.call('SADD', KEYS[5], ARGV[2])\n"
@@ -54,21 +56,25 @@ static const char create_lua[] =
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
     "return 1\n";
 
-/* KEYS: cb, from index, to index, slots, outbox, active set of the number.
- * ARGV: old blob, new blob, id, to score ("" = none), ttl ms, slot field to release ("" none),
- *       event id, event blob, "1" when the callback is no longer live (leaves the active set).
+/* KEYS: cb, due, queue, watch, slots, outbox, active set of the number.
+ * ARGV: old blob, new blob, id, then for due, queue and watch in turn an operation ("a" add,
+ *       "r" remove, "" leave) and its score; ttl ms, slot field to release ("" none), event id,
+ *       event blob, "1" when the callback is no longer live (leaves the active set).
  * Returns 1 done, 0 conflict (the record changed or vanished). */
 static const char transition_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
-    "if KEYS[2] ~= KEYS[3] or ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[3]) end\n"
-    "if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end\n"
-    "if ARGV[6] ~= '' then\n"
-    "  if redis.call('HINCRBY', KEYS[4], ARGV[6], -1) <= 0 then\n"
-    "    redis.call('HDEL', KEYS[4], ARGV[6]) end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[10])\n"
+    "for i = 0, 2 do\n"
+    "  local op = ARGV[4 + 2 * i]\n"
+    "  if op == 'a' then redis.call('ZADD', KEYS[2 + i], ARGV[5 + 2 * i], ARGV[3])\n"
+    "  elseif op == 'r' then redis.call('ZREM', KEYS[2 + i], ARGV[3]) end\n"
     "end\n"
-    "if ARGV[9] == '1' then redis.call('SREM', KEYS[6], ARGV[3]) end\n"
-    "redis.call('XADD', KEYS[5], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
+    "if ARGV[11] ~= '' then\n"
+    "  if redis.call('HINCRBY', KEYS[5], ARGV[11], -1) <= 0 then\n"
+    "    redis.call('HDEL', KEYS[5], ARGV[11]) end\n"
+    "end\n"
+    "if ARGV[14] == '1' then redis.call('SREM', KEYS[7], ARGV[3]) end\n"
+    "redis.call('XADD', KEYS[6], '*', 'e', ARGV[12], 'd', ARGV[13])\n"
     "return 1\n";
 
 /* KEYS: cb, due, slots, outbox, active set of the number, phone index of the number.
@@ -134,6 +140,35 @@ static int64_t index_score(const Eg__Callback *cb)
     return cb->due_ms - (int64_t)cb->priority * 1000000000LL;
 }
 
+/* The operation on one index for a change: add (with its score), remove or leave alone. */
+typedef struct {
+    const char *op;
+    char score[32];
+} index_op_t;
+
+static void index_op(index_op_t *o, bool was_in, int64_t was_score, bool is_in, int64_t score)
+{
+    o->score[0] = '\0';
+    if (is_in && (!was_in || was_score != score)) {
+        o->op = "a";
+        snprintf(o->score, sizeof o->score, "%" PRId64, score);
+    } else {
+        o->op = !is_in && was_in ? "r" : "";
+    }
+}
+
+static bool in_queue(Eg__State s)
+{
+    return s == EG__STATE__STATE_QUEUED || s == EG__STATE__STATE_ROUTING;
+}
+
+static bool watched(const Eg__Callback *cb)
+{
+    return cb->watch_ms &&
+           (cb->state == EG__STATE__STATE_QUEUED || cb->state == EG__STATE__STATE_ROUTING ||
+            cb->state == EG__STATE__STATE_PROCESSING);
+}
+
 static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
 {
     /* Kept 14 days after its desired time, or after its last change when that is later (a
@@ -172,8 +207,8 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
                             cb_create_result_t *res)
 {
     char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_active[300], k_day[300], k_phone[200],
-        k_idem[400], rest[240], score[32], ttl[32], slot[32], cap[16], now[32], max_active[16],
-        max_day[16], idem_ttl[32];
+        k_idem[400], k_w[200], rest[240], score[32], ttl[32], slot[32], cap[16], now[32],
+        max_active[16], max_day[16], idem_ttl[32], watch[32];
     const char *kind = index_kind(cb->state);
     bool idem = opts->idem_key && *opts->idem_key;
     memset(res, 0, sizeof *res);
@@ -186,6 +221,10 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     cb_key(k_day, sizeof k_day, cb->tenant_id, "day", rest);
     cb_key(k_phone, sizeof k_phone, cb->tenant_id, "ph", cb->phone);
     cb_key(k_idem, sizeof k_idem, cb->tenant_id, "idem", idem ? opts->idem_key : "-");
+    cb_key(k_w, sizeof k_w, cb->tenant_id, "w", cb->service);
+    watch[0] = '\0';
+    if (watched(cb))
+        snprintf(watch, sizeof watch, "%" PRId64, cb->watch_ms);
     snprintf(score, sizeof score, "%" PRId64, index_score(cb));
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(cb, cb->created_ms));
     slot[0] = '\0';
@@ -202,17 +241,19 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(cb, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,        k_idx,   k_slots,    k_out,        k_active,
-                          k_day,       k_phone, k_idem,     (char *)blob, cb->id,
-                          score,       ttl,     slot,       cap,          ev->event_id,
-                          (char *)evb, now,     max_active, max_day,      idem_ttl};
+    const char *argv[] = {k_cb,       k_idx,   k_slots,  k_out,        k_active,    k_day,
+                          k_phone,    k_idem,  k_w,      (char *)blob, cb->id,      score,
+                          ttl,        slot,    cap,      ev->event_id, (char *)evb, now,
+                          max_active, max_day, idem_ttl, watch};
+    enum { N_KEYS = 9, BLOB = 9, EVB = 16 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == 8 || i == 15) ? 0 : strlen(argv[i]); /* binary ones below */
-    lens[8] = blob_len;
-    lens[15] = ev_len;
+        lens[i] = (i == BLOB || i == EVB) ? 0 : strlen(argv[i]); /* binary ones below */
+    lens[BLOB] = blob_len;
+    lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->create, 8, 20, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->create, N_KEYS,
+                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
     if (st != EG_OK)
         goto out;
     if (r->type == EG_REPLY_INTEGER && r->integer == 1) {
@@ -278,19 +319,26 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 const Eg__Event *ev, int release_slot)
 {
-    char k_cb[160], k_from[200], k_to[200], k_slots[200], k_out[120], k_active[300], rest[240],
-        score[32], ttl[32], slot[32];
-    const char *from = index_kind(prev->state), *to = index_kind(next->state);
+    char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_active[300],
+        rest[240], ttl[32], slot[32];
+    index_op_t due, q, watch;
+    bool was_sched = prev->state == EG__STATE__STATE_SCHEDULED;
+    index_op(&due, was_sched, prev->due_ms, next->state == EG__STATE__STATE_SCHEDULED,
+             next->due_ms);
+    /* A callback re-added with the same score is a no-op: the first dispatch always adds. */
+    index_op(&q, in_queue(prev->state), index_score(prev), in_queue(next->state),
+             index_score(next));
+    index_op(&watch, watched(prev), prev->watch_ms, watched(next), next->watch_ms);
+    if (was_sched && next->state == EG__STATE__STATE_SCHEDULED)
+        due.op = "a"; /* deferred or retried: always rewrite the due time */
     phone_rest(rest, sizeof rest, next);
     cb_key(k_active, sizeof k_active, next->tenant_id, "active", rest);
     cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
-    cb_key(k_from, sizeof k_from, next->tenant_id, from ? from : "q", next->service);
-    cb_key(k_to, sizeof k_to, next->tenant_id, to ? to : "q", next->service);
+    cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
+    cb_key(k_q, sizeof k_q, next->tenant_id, "q", next->service);
+    cb_key(k_w, sizeof k_w, next->tenant_id, "w", next->service);
     cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
     cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
-    score[0] = '\0';
-    if (to)
-        snprintf(score, sizeof score, "%" PRId64, index_score(next));
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
     slot[0] = '\0';
     if (release_slot && prev->slot_start_ms)
@@ -300,17 +348,20 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
     const char *done = next->state == EG__STATE__STATE_COMPLETED ? "1" : "0";
-    const char *argv[] = {k_cb,     k_from, k_to,         k_slots,     k_out,
-                          k_active, old,    (char *)blob, next->id,    score,
-                          ttl,      slot,   ev->event_id, (char *)evb, done};
+    const char *argv[] = {k_cb,         k_due,       k_q,          k_w,         k_slots, k_out,
+                          k_active,     old,         (char *)blob, next->id,    due.op,  due.score,
+                          q.op,         q.score,     watch.op,     watch.score, ttl,     slot,
+                          ev->event_id, (char *)evb, done};
+    enum { N_KEYS = 7, OLD = 7, BLOB = 8, EVB = 19 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == 6 || i == 7 || i == 13) ? 0 : strlen(argv[i]); /* binary ones below */
-    lens[6] = old_len;
-    lens[7] = blob_len;
-    lens[13] = ev_len;
+        lens[i] = (i == OLD || i == BLOB || i == EVB) ? 0 : strlen(argv[i]);
+    lens[OLD] = old_len;
+    lens[BLOB] = blob_len;
+    lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->transition, 6, 15, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->transition, N_KEYS,
+                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
     if (st == EG_OK)
         st = (r->type == EG_REPLY_INTEGER && r->integer == 1) ? EG_OK : EG_ECONFLICT;
     eg_reply_free(r);
@@ -364,7 +415,14 @@ eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Ca
 {
     char member[200], due[32], now[32], k_served[200], k_stats[200], k_daily[240], day[16];
     snprintf(member, sizeof member, "%s|%s", cb->tenant_id, cb->service);
-    snprintf(due, sizeof due, "%" PRId64, cb->due_ms);
+    /* The due index learns the earliest time a dispatcher must look at this service: a due
+     * time, or the watch time of an attempt just handed over (later changes only move a watch
+     * time later, and the index entry may stay early: a dispatcher then looks once in vain). */
+    bool from_live = from == EG__STATE__STATE_QUEUED || from == EG__STATE__STATE_ROUTING ||
+                     from == EG__STATE__STATE_PROCESSING;
+    bool index_it = cb->state == EG__STATE__STATE_SCHEDULED || (watched(cb) && !from_live);
+    snprintf(due, sizeof due, "%" PRId64,
+             cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms);
     snprintf(now, sizeof now, "%" PRId64, cb->updated_ms);
     cb_key(k_served, sizeof k_served, cb->tenant_id, "served", cb->virtual_queue);
     cb_key(k_stats, sizeof k_stats, cb->tenant_id, "stats", cb->service);
@@ -388,7 +446,7 @@ eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Ca
     size_t n = 0, zadd_at = 0;
 #define ADD(c) (cmds[n] = (c), argcs[n] = (int)(sizeof(c) / sizeof *(c)), n++)
     ADD(sadd);
-    if (cb->state == EG__STATE__STATE_SCHEDULED) {
+    if (index_it) {
         zadd_at = n;
         ADD(zadd);
     }
@@ -421,67 +479,112 @@ eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Ca
     return st;
 }
 
-/* Double-checked refresh: set the entry to the ZSET's current minimum, then read the minimum
- * again and lower the entry if a create slipped in meanwhile. A create's own ZADD LT comes
- * after its script, so whichever order the two run in, the entry ends at or below the true
- * minimum: a due callback is never forgotten (at worst a dispatcher looks once in vain). */
+/* The earliest score of a service's due and watch ZSETs (one pipelined round trip). *has is
+ * false when both are empty. */
+static eg_status_t first_due(eg_store_t *store, const char *tenant, const char *service, bool *has,
+                             char *score, size_t scorelen)
+{
+    char k_due[200], k_w[200];
+    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    cb_key(k_w, sizeof k_w, tenant, "w", service);
+    const char *a[] = {"ZRANGE", k_due, "0", "0", "WITHSCORES"};
+    const char *b[] = {"ZRANGE", k_w, "0", "0", "WITHSCORES"};
+    const char *const *cmds[] = {a, b};
+    int argcs[] = {5, 5};
+    eg_reply_t *r[2] = {NULL, NULL};
+    eg_status_t st = eg_store_pipeline(store, 2, argcs, cmds, r);
+    *has = false;
+    long long best = 0;
+    for (int i = 0; i < 2 && st == EG_OK; i++) {
+        if (r[i]->type == EG_REPLY_ERROR)
+            st = EG_EPROTO;
+        else if (r[i]->type == EG_REPLY_ARRAY && r[i]->elements == 2) {
+            long long v = strtoll(r[i]->element[1]->str, NULL, 10);
+            if (!*has || v < best)
+                best = v;
+            *has = true;
+        }
+    }
+    eg_reply_free(r[0]);
+    eg_reply_free(r[1]);
+    snprintf(score, scorelen, "%lld", best);
+    return st;
+}
+
+/* Double-checked refresh: set the entry to the service's current minimum, then read the minimum
+ * again and lower the entry if a write slipped in meanwhile. A write's own ZADD LT comes after
+ * its script, so whichever order the two run in, the entry ends at or below the true minimum:
+ * a due callback is never forgotten (at worst a dispatcher looks once in vain). */
 eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service)
 {
-    char k_due[200], member[200];
-    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    char member[200], score[32];
     snprintf(member, sizeof member, "%s|%s", tenant, service);
     eg_status_t st = EG_OK;
     for (int pass = 0; pass < 2 && st == EG_OK; pass++) {
-        const char *first[] = {"ZRANGE", k_due, "0", "0", "WITHSCORES"};
-        eg_reply_t *r = NULL, *w = NULL;
-        st = eg_store_command(store, 5, first, NULL, &r);
+        bool has = false;
+        eg_reply_t *w = NULL;
+        st = first_due(store, tenant, service, &has, score, sizeof score);
         if (st != EG_OK)
             break;
-        bool has = r->type == EG_REPLY_ARRAY && r->elements == 2;
         if (has && pass == 0) {
-            const char *set[] = {"ZADD", CB_KEY_DUE_INDEX, r->element[1]->str, member};
+            const char *set[] = {"ZADD", CB_KEY_DUE_INDEX, score, member};
             st = eg_store_command(store, 4, set, NULL, &w);
         } else if (has) {
-            const char *lower[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", r->element[1]->str, member};
+            const char *lower[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", score, member};
             st = eg_store_command(store, 5, lower, NULL, &w);
         } else if (pass == 0) {
             const char *rem[] = {"ZREM", CB_KEY_DUE_INDEX, member};
             st = eg_store_command(store, 3, rem, NULL, &w);
         }
         eg_reply_free(w);
-        eg_reply_free(r);
     }
     return st;
 }
 
-eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
-                             int64_t now, int max, char **ids, int *count)
+/* Ids of one ZSET with a score up to now, appended to ids. */
+static eg_status_t ids_until(eg_store_t *store, const char *key, int64_t now, int max, char **ids,
+                             int *count)
 {
-    char k_due[200], now_s[32], max_s[16];
-    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    char now_s[32], max_s[16];
     snprintf(now_s, sizeof now_s, "%" PRId64, now);
-    snprintf(max_s, sizeof max_s, "%d", max);
-    const char *argv[] = {"ZRANGEBYSCORE", k_due, "-inf", now_s, "LIMIT", "0", max_s};
+    snprintf(max_s, sizeof max_s, "%d", max - *count);
+    const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", now_s, "LIMIT", "0", max_s};
     eg_reply_t *r = NULL;
-    *count = 0;
     eg_status_t st = eg_store_command(store, 7, argv, NULL, &r);
     if (st == EG_OK && r->type == EG_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements && (int)i < max; i++)
+        for (size_t i = 0; i < r->elements && *count < max; i++)
             ids[(*count)++] = eg_xstrndup(r->element[i]->str, r->element[i]->len);
     }
     eg_reply_free(r);
     return st;
 }
 
+eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
+                             int64_t now, int max, char **ids, int *count)
+{
+    char k_due[200], k_w[200];
+    cb_key(k_due, sizeof k_due, tenant, "due", service);
+    cb_key(k_w, sizeof k_w, tenant, "w", service);
+    *count = 0;
+    eg_status_t st = ids_until(store, k_due, now, max, ids, count);
+    if (st == EG_OK && *count < max)
+        st = ids_until(store, k_w, now, max, ids, count);
+    return st;
+}
+
 eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
                                 const char *id)
 {
-    char k_due[200];
+    char k_due[200], k_w[200];
     cb_key(k_due, sizeof k_due, tenant, "due", service);
-    const char *argv[] = {"ZREM", k_due, id};
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_command(store, 3, argv, NULL, &r);
-    eg_reply_free(r);
+    cb_key(k_w, sizeof k_w, tenant, "w", service);
+    const char *a[] = {"ZREM", k_due, id}, *b[] = {"ZREM", k_w, id};
+    const char *const *cmds[] = {a, b};
+    int argcs[] = {3, 3};
+    eg_reply_t *r[2] = {NULL, NULL};
+    eg_status_t st = eg_store_pipeline(store, 2, argcs, cmds, r);
+    eg_reply_free(r[0]);
+    eg_reply_free(r[1]);
     return st;
 }
 

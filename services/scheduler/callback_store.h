@@ -5,6 +5,8 @@
  *   eg:{t:T}:cb:<id>        the packed Callback protobuf, expiring at desired time + 14 days
  *   eg:{t:T}:due:<service>  ZSET id -> due time (ms) of SCHEDULED callbacks
  *   eg:{t:T}:q:<service>    ZSET id -> queue score of QUEUED callbacks (rank = position)
+ *   eg:{t:T}:w:<service>    ZSET id -> watch time (ms) of dialled callbacks (QUEUED, ROUTING,
+ *                           PROCESSING): the dispatcher gives up an attempt still there then
  *   eg:{t:T}:slots:<service> HASH slot start (ms) -> callbacks booked in that slot
  *   eg:{t:T}:outbox         STREAM of packed Events not yet relayed to JetStream
  *   eg:{t:T}:ph:<phone>     ZSET id -> created ms: every callback of a number (find, GDPR)
@@ -107,13 +109,15 @@ void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, cons
 /* ---- what crosses tenants (plain keys, no hash tag; written in a second, idempotent step) ----
  *
  *   eg:outbox:pending   SET of tenants whose outbox may hold entries (the relay's work list)
- *   eg:due:index        ZSET "<tenant>|<service>" -> earliest due time of that due ZSET
+ *   eg:due:index        ZSET "<tenant>|<service>" -> earliest score of that service's due and
+ *                       watch ZSETs (never later than it; possibly earlier)
  */
 #define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
 #define CB_KEY_DUE_INDEX "eg:due:index"
 
 /** After a write from state `from` (UNSPECIFIED for a create): mark the tenant's outbox pending;
- *  for a SCHEDULED record lower the due index entry to its due time; keep the statistics (the
+ *  for a SCHEDULED record lower the due index entry to its due time, for a record just handed
+ *  to the voice platform to its watch time; keep the statistics (the
  *  last 32 serve times of the virtual queue, callbacks with an agent, daily created/completed
  *  counts). *lowered (may be NULL) tells whether the due index moved earlier (then dispatchers
  *  must be woken). One round trip; approximate by design (counters are not in the atomic step).
@@ -124,14 +128,15 @@ void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, cons
 eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
                                  bool *lowered);
 
-/** Recompute the due index entry of a tenant's service from its due ZSET (after a dispatcher
- *  took callbacks from it). Safe against concurrent creates: see the .c. */
+/** Recompute the due index entry of a tenant's service from its due and watch ZSETs (after a
+ * dispatcher took callbacks from it). Safe against concurrent creates: see the .c. */
 eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service);
 
-/** Ids of up to max callbacks of a service due at or before now. ids[i] are malloc'd. */
+/** Ids of up to max callbacks of a service due, or at their watch time, at or before now (due
+ *  ones first). ids[i] are malloc'd. */
 eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
                              int64_t now, int max, char **ids, int *count);
 
-/** Drop an id from a service's due ZSET (its record is gone). */
+/** Drop an id from a service's due and watch ZSETs (its record is gone). */
 eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
                                 const char *id);

@@ -85,25 +85,30 @@ static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__Stat
     ev->from_state = from;
     /* Entering QUEUED hands the callback to the voice platform; a cancel tells it to stop. */
     ev->dispatch = cb->state == EG__STATE__STATE_QUEUED && from != EG__STATE__STATE_QUEUED;
-    ev->cancel_voice = cb->state == EG__STATE__STATE_COMPLETED &&
-                       (cb->reason == EG__REASON__REASON_CANCELLED ||
-                        cb->reason == EG__REASON__REASON_CUSTOMER_CONTACTED);
+    ev->cancel_voice = (cb->state == EG__STATE__STATE_COMPLETED &&
+                        (cb->reason == EG__REASON__REASON_CANCELLED ||
+                         cb->reason == EG__REASON__REASON_CUSTOMER_CONTACTED)) ||
+                       lc_gave_up(from, cb); /* an attempt given up: stop what is left of it */
 }
 
 /* The second step of every write: outbox marked pending, due index lowered, and the relay and
- * dispatchers woken. Failing here loses nothing (start-up recovery rebuilds both), so it is
- * logged, not returned. */
+ * dispatchers woken. Failing here loses nothing: the service is noted for repair (repair.h) and
+ * the dispatcher redoes the step within a second, so it is logged, not returned. */
 static void after_write(worker_t *w, Eg__State from, const Eg__Callback *cb)
 {
     bool lowered = false;
     eg_status_t st = cb_store_after_write(w->store, from, cb, &lowered);
-    if (st != EG_OK)
-        eg_log_warn("callback %s: outbox/due index update failed (%s); recovery will redo it",
+    if (st != EG_OK) {
+        eg_log_warn("callback %s: outbox/due index update failed (%s); the dispatcher will redo it",
                     cb->id, eg_status_str(st));
+        repair_note(&w->s->repair, cb->tenant_id, cb->service);
+        wake_signal(&w->s->dispatch_wake);
+    }
     wake_signal(&w->s->relay_wake);
     if (lowered) {
         char due[32];
-        int n = snprintf(due, sizeof due, "%" PRId64, cb->due_ms);
+        int64_t at = cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms;
+        int n = snprintf(due, sizeof due, "%" PRId64, at);
         wake_signal(&w->s->dispatch_wake);
         eg_bus_publish(w->s->bus, EG_SUBJ_DUE_WAKE, due, (size_t)n, eg_log_corr());
     }
@@ -269,6 +274,7 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
         cb.desired_time_ms = now;
         cb.version = 0;
         lc_dispatch(&cb, now); /* QUEUED, attempt 1, version 1 */
+        lc_watch(NULL, &cb, (int64_t)svc->retry_timeout_s * 1000);
     }
     cb.expiry_ms = cb.desired_time_ms + CB_RETENTION_MS;
 
@@ -388,6 +394,8 @@ static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate
             *from = prev->state;
         next = clone_cb(prev);
         lc_verdict_t v = mutate(prev, next, arg, &st);
+        if (v == LC_APPLY && !lc_live(next->state))
+            next->watch_ms = 0; /* the live ones are set by their mutate (lc_watch) */
         if (v != LC_APPLY) {
             eg__callback__free_unpacked(prev, NULL);
             eg__callback__free_unpacked(next, NULL);
@@ -460,12 +468,16 @@ static lc_verdict_t mutate_progress(const Eg__Callback *prev, Eg__Callback *next
                                     eg_status_t *st)
 {
     progress_arg_t *p = arg;
-    return lc_on_progress(prev, p->req->attempt, p->req->result, &p->retry, p->now, next, st);
+    lc_verdict_t v =
+        lc_on_progress(prev, p->req->attempt, p->req->result, &p->retry, p->now, next, st);
+    if (v == LC_APPLY)
+        lc_watch(prev, next, (int64_t)p->retry.timeout_s * 1000);
+    return v;
 }
 
 void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply *reply)
 {
-    progress_arg_t p = {.req = req, .now = eg_now_ms(), .retry = {3, 300}};
+    progress_arg_t p = {.req = req, .now = eg_now_ms(), .retry = {3, 300, 14400}};
     if (!lc_result_known(req->result)) {
         set_status(reply, EG_EINVAL, "result: '%.40s' is not a call.progress result", req->result);
         return;
@@ -478,6 +490,7 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
         if (svc_registry_get(w->s->services, w->pg, cur->tenant_id, cur->service, &svc) == EG_OK) {
             p.retry.max_attempts = svc->retry_max_attempts;
             p.retry.delay_s = svc->retry_delay_s;
+            p.retry.timeout_s = svc->retry_timeout_s;
             svc_registry_release(w->s->services, svc);
         }
         eg__callback__free_unpacked(cur, NULL);
@@ -501,6 +514,7 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
 
 typedef struct {
     int64_t now;
+    lc_retry_t retry;
     const hours_t *hours; /* NULL when the service is gone: dispatch anyway */
     const char *outcome;  /* for the log: "dispatched", "deferred", "expired" */
 } dispatch_arg_t;
@@ -514,6 +528,11 @@ static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next
 {
     dispatch_arg_t *d = arg;
     *st = EG_OK;
+    if (lc_live(prev->state)) { /* a dialled callback at its watch time */
+        lc_verdict_t v = lc_attempt_timeout(prev, &d->retry, d->now, next);
+        d->outcome = v == LC_APPLY ? "attempt given up (no progress)" : "not yet";
+        return v;
+    }
     if (prev->state != EG__STATE__STATE_SCHEDULED || prev->due_ms > d->now)
         return LC_IGNORE; /* another dispatcher was first, or it moved */
     if (prev->expiry_ms && d->now >= prev->expiry_ms) {
@@ -534,6 +553,7 @@ static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next
         return LC_APPLY;
     }
     lc_dispatch(next, d->now);
+    lc_watch(prev, next, (int64_t)d->retry.timeout_s * 1000);
     d->outcome = "dispatched";
     return LC_APPLY;
 }
@@ -541,10 +561,14 @@ static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next
 eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service, const char *id,
                             bool *dispatched)
 {
-    dispatch_arg_t d = {.now = eg_now_ms()};
+    dispatch_arg_t d = {.now = eg_now_ms(), .retry = {3, 300, 14400}, .outcome = "unchanged"};
     const svc_config_t *svc = NULL;
-    if (svc_registry_get(w->s->services, w->pg, tenant, service, &svc) == EG_OK)
+    if (svc_registry_get(w->s->services, w->pg, tenant, service, &svc) == EG_OK) {
         d.hours = svc_registry_hours(svc);
+        d.retry.max_attempts = svc->retry_max_attempts;
+        d.retry.delay_s = svc->retry_delay_s;
+        d.retry.timeout_s = svc->retry_timeout_s;
+    }
     Eg__Callback *done = NULL;
     eg_status_t st = apply(w, tenant, id, mutate_dispatch, &d, &done, NULL);
     if (svc)
@@ -555,6 +579,8 @@ eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service
     if (done) {
         if (*dispatched)
             eg_counter_inc(w->s->dispatched);
+        else if (lc_gave_up(EG__STATE__STATE_QUEUED, done))
+            eg_counter_inc(w->s->gave_up);
         eg_log_info("callback %s due: %s (attempt %u)", id, d.outcome, done->attempts);
         eg__callback__free_unpacked(done, NULL);
     }

@@ -19,6 +19,7 @@
 
 #define DISPATCH_MAX_SLEEP_MS 30000
 #define DISPATCH_BATCH 100
+#define REPAIR_RETRY_MS 1000
 
 struct dispatcher {
     sched_t *s;
@@ -83,11 +84,39 @@ static int64_t dispatch_pass(dispatcher_t *d)
     return sleep_ms;
 }
 
+/* Redo failed second write steps (repair.h) and, every recovery interval, check every service.
+ * Returns the longest the dispatcher may sleep before looking again. */
+static int64_t repair_pass(dispatcher_t *d, int64_t *last_full)
+{
+    sched_t *s = d->s;
+    bool everything = false, worked = false;
+    if (repair_pending(&s->repair)) {
+        repair_run(&s->repair, d->w.store, &everything);
+        worked = true;
+    }
+    int64_t now = eg_mono_ms();
+    if (everything || now - *last_full >= s->recovery_interval_ms) {
+        if (dispatcher_recover(s, d->w.store, d->w.pg) == EG_OK)
+            *last_full = now;
+        else
+            repair_note_all(&s->repair);
+        worked = true;
+    }
+    if (repair_pending(&s->repair))
+        return REPAIR_RETRY_MS;
+    /* A repaired index may hold an earlier entry than the pass before saw: look again now. */
+    return worked ? 0 : DISPATCH_MAX_SLEEP_MS;
+}
+
 static void *run(void *arg)
 {
     dispatcher_t *d = arg;
+    int64_t last_full = eg_mono_ms();
     while (!d->s->stopping) {
         int64_t sleep_ms = dispatch_pass(d);
+        int64_t repair_ms = repair_pass(d, &last_full);
+        if (repair_ms < sleep_ms)
+            sleep_ms = repair_ms;
         if (sleep_ms > 0)
             wake_wait(&d->s->dispatch_wake, sleep_ms);
     }
@@ -98,6 +127,7 @@ eg_status_t dispatcher_recover(sched_t *s, eg_store_t *store, eg_pg_t *pg)
 {
     (void)s;
     eg_pg_res_t *res = NULL;
+    int64_t t0 = eg_mono_ms();
     eg_status_t st = eg_pg_exec(pg, "SELECT tenant_id::text, name FROM services", 0, NULL, &res);
     if (st != EG_OK)
         return st;
@@ -121,7 +151,8 @@ eg_status_t dispatcher_recover(sched_t *s, eg_store_t *store, eg_pg_t *pg)
     }
     eg_pg_res_free(res);
     if (st == EG_OK)
-        eg_log_info("recovery: checked outboxes and due indexes of %d services", rows);
+        eg_log_info("recovery: checked outboxes and due indexes of %d services in %lld ms", rows,
+                    (long long)(eg_mono_ms() - t0));
     return st;
 }
 

@@ -114,12 +114,13 @@ static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phon
 {
     pipe_t p;
     char rest[KEY_LEN];
-    pipe_init(&p, (size_t)n * 3 + nsvc * 2 + 1);
+    pipe_init(&p, (size_t)n * 4 + nsvc * 2 + 1);
     for (int i = 0; i < n; i++) {
         pipe_add(&p, tenant, "cb", ids[i], NULL, true);
         if (cbs[i] != NULL) {
             pipe_add(&p, tenant, "due", cbs[i]->service, ids[i], false);
             pipe_add(&p, tenant, "q", cbs[i]->service, ids[i], false);
+            pipe_add(&p, tenant, "w", cbs[i]->service, ids[i], false);
         }
     }
     for (size_t i = 0; i < nsvc; i++) {

@@ -9,6 +9,7 @@
  *   BUSY, NO_ANSWER, ANSWERING_MACHINE      attempts left -> SCHEDULED after the retry delay;
  *                                           none left -> COMPLETED FAIL_CALL_TO_CUSTOMER
  *   FAX, ERROR_TONE, FAILED                 COMPLETED FAIL_CALL_TO_CUSTOMER
+ *   no change until watch_ms (TIMEOUT)      as CALL_ENDED, but a retry is due at once
  *
  * A result for another attempt than the current one, or for a completed callback, is stale and
  * ignored, so redelivered and late entries never move a callback backwards. */
@@ -130,6 +131,50 @@ lc_verdict_t lc_on_progress(const Eg__Callback *cb, uint32_t attempt, const char
     next->updated_ms = now_ms;
     next->version = cb->version + 1;
     return LC_APPLY;
+}
+
+bool lc_live(Eg__State state)
+{
+    return state == EG__STATE__STATE_QUEUED || state == EG__STATE__STATE_ROUTING ||
+           state == EG__STATE__STATE_PROCESSING;
+}
+
+void lc_watch(const Eg__Callback *prev, Eg__Callback *next, int64_t timeout_ms)
+{
+    if (!lc_live(next->state))
+        next->watch_ms = 0;
+    else if (!prev || prev->state != next->state || prev->attempts != next->attempts ||
+             !next->watch_ms)
+        next->watch_ms = next->updated_ms + timeout_ms;
+}
+
+lc_verdict_t lc_attempt_timeout(const Eg__Callback *cb, const lc_retry_t *retry, int64_t now_ms,
+                                Eg__Callback *next)
+{
+    if (!lc_live(cb->state) || !cb->watch_ms || cb->watch_ms > now_ms)
+        return LC_IGNORE;
+    const Eg__Attempt *cur = current_attempt((Eg__Callback *)cb);
+    if (cb->state == EG__STATE__STATE_PROCESSING)
+        finish(next, EG__REASON__REASON_AGENT_CONNECTED);
+    else if (cur && cur->answered)
+        finish(next, EG__REASON__REASON_FAIL_AGENT_CONNECT);
+    else if ((int)cb->attempts < retry->max_attempts) {
+        next->state = EG__STATE__STATE_SCHEDULED;
+        next->due_ms = now_ms; /* the platform lost it: try again at once */
+    } else
+        finish(next, EG__REASON__REASON_FAIL_CALL_TO_CUSTOMER);
+    set_result(next, LC_RESULT_TIMEOUT, now_ms, true);
+    next->updated_ms = now_ms;
+    next->version = cb->version + 1;
+    return LC_APPLY;
+}
+
+bool lc_gave_up(Eg__State from, const Eg__Callback *next)
+{
+    if (!lc_live(from) || lc_live(next->state))
+        return false;
+    const Eg__Attempt *cur = current_attempt((Eg__Callback *)next);
+    return cur && cur->result && strcmp(cur->result, LC_RESULT_TIMEOUT) == 0;
 }
 
 void lc_dispatch(Eg__Callback *next, int64_t now_ms)

@@ -11,6 +11,7 @@
 typedef struct {
     int max_attempts; /**< total dial attempts, the first included */
     int delay_s;      /**< wait before a retry */
+    int timeout_s;    /**< an attempt with no word for this long is given up (lc_watch) */
 } lc_retry_t;
 
 typedef enum {
@@ -42,6 +43,29 @@ void lc_expire(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
 /** A due callback found its service closed: it stays SCHEDULED, due at due_ms (the next
  *  opening). */
 void lc_defer(const Eg__Callback *cb, int64_t due_ms, int64_t now_ms, Eg__Callback *next);
+
+/** The result written into the attempt log when an attempt is given up for lack of progress. */
+#define LC_RESULT_TIMEOUT "TIMEOUT"
+
+/** True in a dialled state: QUEUED, ROUTING or PROCESSING. */
+bool lc_live(Eg__State state);
+
+/** Set next->watch_ms, the time its attempt is given up on if nothing changes: a dialled
+ *  callback (QUEUED, ROUTING, PROCESSING) is watched from every change of state or attempt
+ *  (prev NULL for a new record) for timeout_ms; any other state is not watched (0). */
+void lc_watch(const Eg__Callback *prev, Eg__Callback *next, int64_t timeout_ms);
+
+/** The voice platform said nothing about the current attempt until cb->watch_ms (it lost the
+ *  call, or crashed): the attempt ends with result TIMEOUT, read like a CALL_ENDED without
+ *  detail — PROCESSING completes AGENT_CONNECTED (an agent had it), an answered call
+ *  FAIL_AGENT_CONNECT, otherwise it is retried at once while attempts remain, else COMPLETED
+ *  FAIL_CALL_TO_CUSTOMER. LC_IGNORE when cb is not dialled or not yet at its watch time. */
+lc_verdict_t lc_attempt_timeout(const Eg__Callback *cb, const lc_retry_t *retry, int64_t now_ms,
+                                Eg__Callback *next);
+
+/** True when this change gave up the attempt (lc_attempt_timeout): the voice platform is told to
+ *  cancel it. */
+bool lc_gave_up(Eg__State from, const Eg__Callback *next);
 
 /** Free an attempt log built with lc_dispatch on a stack record. */
 void lc_free_attempts(Eg__Callback *cb);

@@ -74,6 +74,10 @@ static void register_metrics(sched_t *s, eg_metrics_t *m)
                                     "Outbox events published to JetStream", NULL);
     s->progress = eg_metrics_counter(m, "engage_call_progress_applied_total",
                                      "Voice platform results that changed a callback", NULL);
+    s->gave_up = eg_metrics_counter(m, "engage_attempts_timed_out_total",
+                                    "Attempts given up: no word from the voice platform for "
+                                    "the service's retry.attemptTimeoutSeconds",
+                                    NULL);
     s->latency =
         eg_metrics_histogram(m, "engage_scheduler_request_seconds", "Time to handle one request",
                              NULL, bounds, sizeof bounds / sizeof bounds[0]);
@@ -122,6 +126,9 @@ int main(void)
     int rc = 1;
     wake_init(&s.relay_wake);
     wake_init(&s.dispatch_wake);
+    repair_init(&s.repair);
+    s.recovery_interval_ms =
+        eg_config_int("ENGAGE_RECOVERY_INTERVAL_S", 1800, 1, 7 * 86400) * 1000LL;
 
     if (eg_service_start(&svc, &cfg, false) != EG_OK)
         goto out;
@@ -185,6 +192,7 @@ out:
     eg_cache_free(s.keys);
     wake_destroy(&s.relay_wake);
     wake_destroy(&s.dispatch_wake);
+    repair_destroy(&s.repair);
     eg_service_stop(svc);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();

@@ -11,6 +11,7 @@
 #include "engage/metrics.h"
 #include "engage/pg.h"
 #include "engage/store.h"
+#include "repair.h"
 #include "service_config.h"
 #include "wake.h"
 
@@ -28,9 +29,13 @@ typedef struct {
     callin_registry_t *callin;
     eg_counter_t *created, *cancelled, *requests, *errors;
     eg_histogram_t *latency;
-    eg_counter_t *dispatched, *completed, *relayed, *progress;
+    eg_counter_t *dispatched, *completed, *relayed, *progress, *gave_up;
     wake_t relay_wake;    /**< outbox has entries */
     wake_t dispatch_wake; /**< a callback falls due earlier than planned */
+    repair_t repair;      /**< services whose second write step failed (repair.h) */
+    /** ENGAGE_RECOVERY_INTERVAL_S: how often the dispatcher re-checks every service's outbox and
+     *  due index (dispatcher_recover) */
+    int64_t recovery_interval_ms;
     volatile int stopping;
 } sched_t;
 

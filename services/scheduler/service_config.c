@@ -324,6 +324,7 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
     cfg->max_per_number_per_day = 6;
     cfg->retry_max_attempts = 3;
     cfg->retry_delay_s = 300;
+    cfg->retry_timeout_s = 14400;
     snprintf(cfg->virtual_queue, sizeof cfg->virtual_queue, "%s", name);
     snprintf(cfg->dial_mode, sizeof cfg->dial_mode, "customer-first");
     cfg->open_24x7 = true;
@@ -380,7 +381,9 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
         if (int_field(retry, "maxAttempts", "retry.maxAttempts", 1, 10, &cfg->retry_max_attempts,
                       err, errlen) ||
             int_field(retry, "delaySeconds", "retry.delaySeconds", 1, 86400, &cfg->retry_delay_s,
-                      err, errlen))
+                      err, errlen) ||
+            int_field(retry, "attemptTimeoutSeconds", "retry.attemptTimeoutSeconds", 5, 604800,
+                      &cfg->retry_timeout_s, err, errlen))
             goto out;
     }
     eg_json_t *bh = eg_json_get(root, "businessHours");
@@ -425,6 +428,7 @@ char *svc_config_to_json(const svc_config_t *cfg)
     eg_json_t *retry = eg_json_object();
     eg_json_set_int(retry, "maxAttempts", cfg->retry_max_attempts);
     eg_json_set_int(retry, "delaySeconds", cfg->retry_delay_s);
+    eg_json_set_int(retry, "attemptTimeoutSeconds", cfg->retry_timeout_s);
     eg_json_set(o, "retry", retry);
     eg_json_set_str(o, "virtualQueue", cfg->virtual_queue);
     eg_json_set_int(o, "priority", cfg->priority);

@@ -23,6 +23,7 @@ typedef struct {
     int max_per_number_per_day;
     int retry_max_attempts;
     int retry_delay_s;
+    int retry_timeout_s; /**< retry.attemptTimeoutSeconds: no word from the platform -> give up */
     char virtual_queue[128];
     int priority;
     char dial_mode[16];

@@ -224,13 +224,13 @@ eg_status_t svc_get(sched_t *s, eg_pg_t *pg, const char *tenant, const char *nam
     return EG_OK;
 }
 
-/* Callbacks of a service not yet completed: SCHEDULED (due) plus waiting in the queue. */
+/* Callbacks of a service not yet completed: SCHEDULED (due) plus dialled (watch). */
 static long live_callbacks(eg_store_t *store, const char *tenant, const char *name)
 {
-    char k_due[200], k_q[200];
+    char k_due[200], k_w[200];
     cb_key(k_due, sizeof k_due, tenant, "due", name);
-    cb_key(k_q, sizeof k_q, tenant, "q", name);
-    const char *a[] = {"ZCARD", k_due}, *b[] = {"ZCARD", k_q};
+    cb_key(k_w, sizeof k_w, tenant, "w", name);
+    const char *a[] = {"ZCARD", k_due}, *b[] = {"ZCARD", k_w};
     const char *const *cmds[] = {a, b};
     int argcs[] = {2, 2};
     eg_reply_t *r[2] = {NULL, NULL};

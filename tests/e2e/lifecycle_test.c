@@ -212,6 +212,56 @@ Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
     free(id);
 }
 
+Test(lifecycle, a_lost_call_is_given_up_cancelled_and_retried, .timeout = 40)
+{
+    /* Numbers ending in 98: voice-sim takes attempt 1 and never says a word about it (the
+     * platform lost the call). With retry.attemptTimeoutSeconds 5 the scheduler gives the
+     * attempt up after 5 s, tells the platform to cancel it and dials attempt 2 at once, which
+     * is answered. */
+    char phone[20], service[48], path[96];
+    unsigned r;
+    eg_random_bytes(&r, sizeof r);
+    snprintf(phone, sizeof phone, "+1777%05u98", r % 100000u);
+    snprintf(service, sizeof service, "lost-%u", r);
+    snprintf(path, sizeof path, "/ges/api/v1/services/%s", service);
+    e2e_resp_t put =
+        e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL,
+                 "{\"retry\":{\"maxAttempts\":2,\"delaySeconds\":60,\"attemptTimeoutSeconds\":5}}");
+    cr_assert_eq(put.status, 201, "service: %d %s", put.status, e2e_message(&put));
+    e2e_free(&put);
+    int64_t t0 = eg_mono_ms();
+    char *id = create_in(service, phone, NULL), body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    const char *state = NULL;
+    e2e_resp_t resp = {0};
+    int64_t deadline = eg_mono_ms() + 30000;
+    while (eg_mono_ms() < deadline) {
+        e2e_free(&resp);
+        resp = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+        state = e2e_data_str(&resp, "callbackState");
+        if (state && strcmp(state, "COMPLETED") == 0)
+            break;
+        sleep_ms(200);
+    }
+    int64_t took = eg_mono_ms() - t0;
+    cr_assert_str_eq(state, "COMPLETED");
+    cr_expect_str_eq(e2e_data_str(&resp, "callbackReason"), "AGENT_CONNECTED");
+    cr_expect(took >= 5000, "not given up before its timeout (%lld ms)", (long long)took);
+    cr_expect(took < 20000, "retried at once, not after the 60 s retry delay (%lld ms)",
+              (long long)took);
+    eg_json_t *log = eg_json_get(eg_json_get(resp.body, "data"), "attemptLog");
+    cr_assert_eq(eg_json_array_size(log), 2, "two attempts kept");
+    cr_expect_str_eq(eg_json_str(eg_json_get(eg_json_array_get(log, 0), "result")), "TIMEOUT");
+    cr_expect_str_eq(eg_json_str(eg_json_get(eg_json_array_get(log, 1), "result")), "CALL_ENDED");
+    e2e_free(&resp);
+    eg_store_t *voice = NULL;
+    cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
+    cr_expect_eq(commands_for(voice, id, "dial"), 2, "one dial per attempt");
+    cr_expect_eq(commands_for(voice, id, "cancel"), 1, "the lost attempt is cancelled");
+    eg_store_close(voice);
+    free(id);
+}
+
 Test(lifecycle, due_while_closed_waits_for_the_next_opening, .timeout = 30)
 {
     /* Booked on an open service, then the service closes for today before the callback is due:

@@ -10,7 +10,7 @@
 typedef struct queue {
     struct queue *next;
     char *vq;
-    char *holder; /* "<tenant>/<callback_id>" of the call with the agent, NULL when free */
+    call_t *holder; /* the call with the agent (owned by the calls heap), NULL when free */
     call_t **line;
     size_t n, cap;
 } queue_t;
@@ -34,7 +34,6 @@ void agents_free(agents_t *a)
         for (size_t i = 0; i < q->n; i++)
             call_free(q->line[i]);
         free(q->line);
-        free(q->holder);
         free(q->vq);
         free(q);
     }
@@ -53,16 +52,6 @@ static queue_t *queue_of(agents_t *a, const char *vq)
     return q;
 }
 
-static char *who(const char *tenant, const char *callback_id)
-{
-    size_t n = strlen(tenant) + strlen(callback_id) + 2;
-    char *s = eg_xmalloc(n);
-    strcpy(s, tenant);
-    strcat(s, "/");
-    strcat(s, callback_id);
-    return s;
-}
-
 /* Give the free agent of q to the first call in line, if any. */
 static call_t *next_in_line(queue_t *q)
 {
@@ -71,7 +60,7 @@ static call_t *next_in_line(queue_t *q)
     call_t *c = q->line[0];
     memmove(q->line, q->line + 1, (q->n - 1) * sizeof *q->line);
     q->n--;
-    q->holder = who(c->tenant, c->callback_id);
+    q->holder = c;
     c->holds_agent = 1;
     return c;
 }
@@ -80,7 +69,7 @@ bool agents_take(agents_t *a, call_t *c)
 {
     queue_t *q = queue_of(a, c->vq ? c->vq : "");
     if (!q->holder) {
-        q->holder = who(c->tenant, c->callback_id);
+        q->holder = c;
         c->holds_agent = 1;
         return true;
     }
@@ -95,22 +84,21 @@ bool agents_take(agents_t *a, call_t *c)
 call_t *agents_release(agents_t *a, call_t *c)
 {
     queue_t *q = queue_of(a, c->vq ? c->vq : "");
-    free(q->holder);
     q->holder = NULL;
     c->holds_agent = 0;
     return next_in_line(q);
 }
 
-call_t *agents_cancel(agents_t *a, const char *tenant, const char *callback_id, size_t *dropped)
+call_t *agents_cancel(agents_t *a, const char *tenant, const char *callback_id, const char *attempt,
+                      size_t *dropped)
 {
-    char *me = who(tenant, callback_id);
     call_t *next = NULL;
     *dropped = 0;
     for (queue_t *q = a->head; q; q = q->next) {
         size_t k = 0;
         for (size_t i = 0; i < q->n; i++) {
             call_t *c = q->line[i];
-            if (strcmp(c->tenant, tenant) == 0 && strcmp(c->callback_id, callback_id) == 0) {
+            if (call_is(c, tenant, callback_id, attempt)) {
                 call_free(c);
                 (*dropped)++;
             } else {
@@ -118,13 +106,11 @@ call_t *agents_cancel(agents_t *a, const char *tenant, const char *callback_id, 
             }
         }
         q->n = k;
-        if (q->holder && strcmp(q->holder, me) == 0) {
-            free(q->holder);
-            q->holder = NULL;
+        if (q->holder && call_is(q->holder, tenant, callback_id, attempt)) {
+            q->holder = NULL; /* the call itself is in the heap: the caller drops it */
             if (!next)
                 next = next_in_line(q);
         }
     }
-    free(me);
     return next;
 }

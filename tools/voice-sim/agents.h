@@ -19,9 +19,10 @@ bool agents_take(agents_t *a, call_t *c);
 /** c, holding its agent, ended: the agent goes to the next call in line, returned (or NULL). */
 call_t *agents_release(agents_t *a, call_t *c);
 
-/** A cancel: drop every waiting call of the callback (freed), and free the agent when the
- *  callback held it. Returns the next call that now gets the agent, or NULL. *dropped counts the
- *  calls removed. */
-call_t *agents_cancel(agents_t *a, const char *tenant, const char *callback_id, size_t *dropped);
+/** A cancel: drop every waiting call of the callback's attempt (any attempt when attempt is NULL
+ *  or empty; freed), and free the agent when that call held it. Returns the next call that now
+ *  gets the agent, or NULL. *dropped counts the calls removed. */
+call_t *agents_cancel(agents_t *a, const char *tenant, const char *callback_id, const char *attempt,
+                      size_t *dropped);
 
 #endif

@@ -109,14 +109,21 @@ call_t *calls_pop(calls_t *h)
     return h->n > 0 ? remove_at(h, 0) : NULL;
 }
 
-size_t calls_drop_callback(calls_t *h, const char *tenant, const char *callback_id)
+bool call_is(const call_t *c, const char *tenant, const char *callback_id, const char *attempt)
+{
+    return strcmp(c->tenant, tenant) == 0 && strcmp(c->callback_id, callback_id) == 0 &&
+           (attempt == NULL || attempt[0] == '\0' || strcmp(c->attempt, attempt) == 0);
+}
+
+size_t calls_drop_callback(calls_t *h, const char *tenant, const char *callback_id,
+                           const char *attempt)
 {
     size_t kept = 0;
 
     /* Keep the others in place, then rebuild the heap property bottom-up (O(n)). */
     for (size_t i = 0; i < h->n; i++) {
         call_t *c = h->v[i];
-        if (strcmp(c->tenant, tenant) == 0 && strcmp(c->callback_id, callback_id) == 0) {
+        if (call_is(c, tenant, callback_id, attempt)) {
             call_free(c);
         } else {
             h->v[kept++] = c;

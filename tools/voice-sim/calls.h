@@ -2,6 +2,7 @@
  * next progress step. Not thread-safe: only the simulator's loop thread touches it. */
 #ifndef VOICE_SIM_CALLS_H
 #define VOICE_SIM_CALLS_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,8 +40,13 @@ void calls_push(calls_t *h, call_t *c);
 call_t *calls_peek(const calls_t *h);
 /** Remove and return the call due first (caller owns it), or NULL when empty. */
 call_t *calls_pop(calls_t *h);
-/** Remove and free every call of tenant + callback_id. Returns how many were removed. */
-size_t calls_drop_callback(calls_t *h, const char *tenant, const char *callback_id);
+/** True when c is the call of tenant + callback_id + attempt (any attempt when attempt is NULL
+ *  or empty). */
+bool call_is(const call_t *c, const char *tenant, const char *callback_id, const char *attempt);
+/** Remove and free every call of tenant + callback_id + attempt (any attempt when attempt is NULL
+ *  or empty). Returns how many were removed. */
+size_t calls_drop_callback(calls_t *h, const char *tenant, const char *callback_id,
+                           const char *attempt);
 /** Free every call and the heap's memory. */
 void calls_free(calls_t *h);
 

@@ -15,6 +15,7 @@
  *   ..97  DIALING, PERSON, then waits for the one agent of its virtual queue: AGENT_CONNECTED,
  *         and CALL_ENDED after ENGAGE_VOICE_SIM_TALK_MS (default 1000): a queue served at a
  *         known rate, for estimated-wait-time tests
+ *   ..98  attempt 1: nothing at all (the platform lost the call); later attempts: answered
  *   other ENGAGE_VOICE_SIM_DEFAULT_OUTCOME: "answer" (default) = DIALING, PERSON,
  *         AGENT_CONNECTED, CALL_ENDED (the agent talks for one step); or busy, noanswer,
  *         machine, fail (the sequences of 91, 92, 93, 96)

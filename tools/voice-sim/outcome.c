@@ -43,6 +43,9 @@ const char *outcome_name(outcome_t o)
     if (o == OUTCOME_AGENT_QUEUE) {
         return "agent-queue";
     }
+    if (o == OUTCOME_LOST) {
+        return "lost";
+    }
     for (size_t i = 0; i < COUNT(names); i++) {
         if (names[i].outcome == o) {
             return names[i].name;
@@ -80,6 +83,8 @@ outcome_t outcome_for(const char *phone, long attempt, outcome_t def)
         return OUTCOME_FAIL;
     case 7:
         return OUTCOME_AGENT_QUEUE;
+    case 8:
+        return attempt <= 1 ? OUTCOME_LOST : OUTCOME_ANSWER;
     default:
         return def;
     }
@@ -103,6 +108,9 @@ size_t outcome_steps(outcome_t o, const char *const **steps)
     case OUTCOME_FAIL:
         *steps = fail_steps;
         return COUNT(fail_steps);
+    case OUTCOME_LOST:
+        *steps = NULL;
+        return 0;
     case OUTCOME_ANSWER:
     default:
         *steps = answer_steps;

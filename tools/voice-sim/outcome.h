@@ -6,14 +6,15 @@
 #include <stddef.h>
 
 typedef enum {
-    OUTCOME_ANSWER = 0, /* DIALING, PERSON, AGENT_CONNECTED, CALL_ENDED */
-    OUTCOME_BUSY,       /* DIALING, BUSY */
-    OUTCOME_NOANSWER,   /* DIALING, NO_ANSWER */
-    OUTCOME_MACHINE,    /* DIALING, ANSWERING_MACHINE */
-    OUTCOME_NO_AGENT,   /* DIALING, PERSON, CALL_ENDED: the customer hangs up before an agent */
-    OUTCOME_FAIL,       /* DIALING, FAILED: a permanent failure */
-    OUTCOME_AGENT_QUEUE /* DIALING, PERSON, then waits for its virtual queue's one agent:
-                           AGENT_CONNECTED, and CALL_ENDED after the talk time */
+    OUTCOME_ANSWER = 0,  /* DIALING, PERSON, AGENT_CONNECTED, CALL_ENDED */
+    OUTCOME_BUSY,        /* DIALING, BUSY */
+    OUTCOME_NOANSWER,    /* DIALING, NO_ANSWER */
+    OUTCOME_MACHINE,     /* DIALING, ANSWERING_MACHINE */
+    OUTCOME_NO_AGENT,    /* DIALING, PERSON, CALL_ENDED: the customer hangs up before an agent */
+    OUTCOME_FAIL,        /* DIALING, FAILED: a permanent failure */
+    OUTCOME_AGENT_QUEUE, /* DIALING, PERSON, then waits for its virtual queue's one agent:
+                            AGENT_CONNECTED, and CALL_ENDED after the talk time */
+    OUTCOME_LOST         /* nothing at all: the platform lost the call */
 } outcome_t;
 
 /** Parse a configured default outcome: "answer", "busy", "noanswer", "machine" or "fail".

@@ -330,6 +330,14 @@ static void apply_dial(sim_t *s, const command_t *c)
     }
     outcome_t o = outcome_for(c->phone, attempt, s->o.default_outcome);
     size_t nsteps = outcome_steps(o, &steps);
+    if (nsteps == 0) { /* a lost call: counted as dialled, never reported on */
+        eg_log_mask_phone(c->phone, masked, sizeof(masked));
+        eg_log_info("dial tenant=%s callback=%s attempt=%s phone=%s outcome=lost (nothing will "
+                    "be reported)",
+                    c->tenant, c->callback_id, c->attempt, masked);
+        eg_counter_inc(s->dials);
+        return;
+    }
     call_t *call =
         call_new(c->tenant, c->callback_id, c->attempt, steps, nsteps, eg_mono_ms() + s->o.step_ms);
     if (o == OUTCOME_AGENT_QUEUE)
@@ -344,12 +352,13 @@ static void apply_dial(sim_t *s, const command_t *c)
 static void apply_cancel(sim_t *s, const command_t *c)
 {
     size_t waiting = 0;
-    call_t *next = agents_cancel(s->agents, c->tenant, c->callback_id, &waiting);
+    call_t *next = agents_cancel(s->agents, c->tenant, c->callback_id, c->attempt, &waiting);
     if (next) {
         next->due_ms = eg_mono_ms();
         calls_push(&s->calls, next);
     }
-    size_t dropped = calls_drop_callback(&s->calls, c->tenant, c->callback_id) + waiting;
+    size_t dropped =
+        calls_drop_callback(&s->calls, c->tenant, c->callback_id, c->attempt) + waiting;
     eg_log_info("cancel tenant=%s callback=%s attempt=%s: %s", c->tenant, c->callback_id,
                 c->attempt != NULL && c->attempt[0] != '\0' ? c->attempt : "-",
                 dropped > 0 ? "call in progress dropped" : "no call in progress");

@@ -277,3 +277,120 @@ Test(lifecycle, results_after_customer_contact_are_stale)
     cr_expect_eq(cb->reason, EG__REASON__REASON_CUSTOMER_CONTACTED);
     drop(cb);
 }
+
+/* ---- attempts the voice platform never reports on (lc_watch, lc_attempt_timeout) ---- */
+
+#define TIMEOUT_MS 60000
+
+/* A queued callback watched the way the scheduler watches one. */
+static Eg__Callback *watched_queued(int attempts)
+{
+    Eg__Callback *cb = queued(attempts);
+    cb->updated_ms = NOW - 1000;
+    lc_watch(NULL, cb, TIMEOUT_MS);
+    return cb;
+}
+
+/* Give up cb's attempt at time at; returns the verdict and applies it. */
+static lc_verdict_t time_out(Eg__Callback *cb, int64_t at)
+{
+    Eg__Callback next = *cb;
+    lc_verdict_t v = lc_attempt_timeout(cb, &retry, at, &next);
+    if (v == LC_APPLY) {
+        Eg__State from = cb->state;
+        lc_watch(cb, &next, TIMEOUT_MS);
+        *cb = next;
+        cr_expect(lc_gave_up(from, cb), "giving up tells the voice platform to cancel");
+    }
+    return v;
+}
+
+Test(lifecycle, a_dialled_callback_is_watched_from_each_change_of_state)
+{
+    Eg__Callback *cb = watched_queued(1);
+    cr_expect_eq(cb->watch_ms, NOW - 1000 + TIMEOUT_MS, "watched from the dispatch");
+    Eg__Callback next = *cb;
+    eg_status_t st;
+    cr_assert_eq(lc_on_progress(cb, 1, "DIALING", &retry, NOW, &next, &st), LC_APPLY);
+    lc_watch(cb, &next, TIMEOUT_MS);
+    cr_expect_eq(next.watch_ms, NOW + TIMEOUT_MS, "ROUTING: watched again from now");
+    *cb = next;
+    cr_assert_eq(lc_on_progress(cb, 1, "PERSON", &retry, NOW + 5000, &next, &st), LC_APPLY);
+    lc_watch(cb, &next, TIMEOUT_MS);
+    cr_expect_eq(next.watch_ms, NOW + TIMEOUT_MS, "same state: the watch time stays");
+    *cb = next;
+    const char *rest[] = {"AGENT_CONNECTED", "CALL_ENDED"};
+    feed(cb, 1, rest, 2);
+    next = *cb;
+    lc_watch(NULL, &next, TIMEOUT_MS);
+    cr_expect_eq(next.watch_ms, 0, "a completed callback is not watched");
+    drop(cb);
+}
+
+Test(lifecycle, an_attempt_with_no_word_is_retried_at_once_when_attempts_remain)
+{
+    Eg__Callback *cb = watched_queued(1);
+    cr_expect_eq(time_out(cb, cb->watch_ms - 1), LC_IGNORE, "not before its watch time");
+    int64_t at = cb->watch_ms;
+    cr_assert_eq(time_out(cb, at), LC_APPLY);
+    cr_expect_eq(cb->state, EG__STATE__STATE_SCHEDULED);
+    cr_expect_eq(cb->due_ms, at, "due at once, not after the retry delay");
+    cr_expect_eq(cb->watch_ms, 0);
+    cr_expect_str_eq(cb->attempt_log[0]->result, LC_RESULT_TIMEOUT);
+    cr_expect_eq(cb->attempt_log[0]->ended_ms, at);
+    /* A late result of the given-up attempt changes nothing. */
+    const char *late[] = {"AGENT_CONNECTED"};
+    cr_expect_eq(feed(cb, 1, late, 1), LC_IGNORE);
+    cr_expect_eq(cb->state, EG__STATE__STATE_SCHEDULED);
+    drop(cb);
+}
+
+Test(lifecycle, the_last_attempt_with_no_word_fails_the_call)
+{
+    Eg__Callback *cb = watched_queued(3);
+    cr_assert_eq(time_out(cb, cb->watch_ms + 1), LC_APPLY);
+    cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_FAIL_CALL_TO_CUSTOMER);
+    drop(cb);
+}
+
+Test(lifecycle, an_answered_call_with_no_agent_word_fails_the_agent_leg)
+{
+    Eg__Callback *cb = watched_queued(1);
+    const char *seq[] = {"DIALING", "PERSON"};
+    feed(cb, 1, seq, 2);
+    lc_watch(NULL, cb, TIMEOUT_MS);
+    cr_assert_eq(time_out(cb, cb->watch_ms), LC_APPLY);
+    cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_FAIL_AGENT_CONNECT);
+    drop(cb);
+}
+
+Test(lifecycle, a_call_with_an_agent_and_no_end_completes_as_connected)
+{
+    Eg__Callback *cb = watched_queued(1);
+    const char *seq[] = {"DIALING", "PERSON", "AGENT_CONNECTED"};
+    feed(cb, 1, seq, 3);
+    cr_assert_eq(cb->state, EG__STATE__STATE_PROCESSING);
+    cb->watch_ms = NOW + 10;
+    cr_assert_eq(time_out(cb, NOW + 10), LC_APPLY);
+    cr_expect_eq(cb->state, EG__STATE__STATE_COMPLETED);
+    cr_expect_eq(cb->reason, EG__REASON__REASON_AGENT_CONNECTED);
+    drop(cb);
+}
+
+Test(lifecycle, scheduled_and_unwatched_callbacks_never_time_out)
+{
+    Eg__Callback *cb = queued(0);
+    cr_expect_eq(time_out(cb, NOW + 365LL * 86400000), LC_IGNORE, "SCHEDULED");
+    drop(cb);
+    cb = queued(1); /* dialled but never watched (watch_ms 0) */
+    cr_expect_eq(time_out(cb, NOW + 365LL * 86400000), LC_IGNORE, "no watch time");
+    drop(cb);
+    /* A BUSY retry is not a give-up: no cancel for it. */
+    cb = watched_queued(1);
+    const char *seq[] = {"DIALING", "BUSY"};
+    feed(cb, 1, seq, 2);
+    cr_expect_not(lc_gave_up(EG__STATE__STATE_ROUTING, cb));
+    drop(cb);
+}
