@@ -76,8 +76,11 @@ stamp "callback $id due at $iso; its service's eg:due:index entry deleted (a los
 dialled_at=""
 deadline=$((due + 15000))
 while (($(now_ms) < deadline)); do
-    if redis_at "$ENGAGE_VOICE_REDIS_URL" xrevrange "$ENGAGE_VOICE_COMMANDS_STREAM" + - COUNT 500 |
-        grep -qxF "$id"; then
+    # Into a file first: grep -q would stop reading early and pipefail take redis-cli's SIGPIPE
+    # for a failure.
+    redis_at "$ENGAGE_VOICE_REDIS_URL" xrevrange "$ENGAGE_VOICE_COMMANDS_STREAM" + - COUNT 500 \
+        >"$WORK/commands" || true
+    if grep -qxF "$id" "$WORK/commands"; then
         dialled_at=$(now_ms)
         break
     fi
