@@ -13,8 +13,9 @@
  * A callback with an agent (PROCESSING) cannot be cancelled, so the erase refuses (EG_ECONFLICT)
  * before changing anything; it is repeated once the call has ended.
  *
- * Not covered: a call-in request (eg:{t:T}:ci:req:<id>) may carry the number as its caller; it
- * expires on its own within its group's expiry (at most 24 hours) and is not indexed by number. */
+ * Call-in requests (eg:{t:T}:ci:req:<id>) that name the number as their caller are not indexed
+ * by number: the erase finds them with a SCAN of the tenant's request keys (they live minutes
+ * to at most 24 hours, so there are few) and deletes each with its (number, code) pair. */
 #include "gdpr.h"
 
 #include <stdio.h>
@@ -144,6 +145,60 @@ static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phon
     return st;
 }
 
+/* Delete the tenant's call-in requests whose caller is phone: the record, its (number, code)
+ * pair and its member in the number's ZSET. *erased counts them. */
+static eg_status_t erase_callin_requests(worker_t *w, const char *tenant, const char *phone,
+                                         int *erased)
+{
+    char match[KEY_LEN], cursor[32] = "0";
+    cb_key(match, sizeof match, tenant, "ci:req", "*");
+    eg_status_t st = EG_OK;
+    *erased = 0;
+    do {
+        const char *scan[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+        eg_reply_t *r = NULL;
+        st = eg_store_command(w->store, 6, scan, NULL, &r);
+        if (st == EG_OK && (r->type != EG_REPLY_ARRAY || r->elements != 2))
+            st = EG_EPROTO;
+        if (st != EG_OK) {
+            eg_reply_free(r);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const eg_reply_t *keys = r->element[1];
+        for (size_t i = 0; st == EG_OK && i < keys->elements; i++) {
+            const char *key = keys->element[i]->str;
+            const char *get[] = {"HMGET", key, "from", "to", "code"};
+            eg_reply_t *f = NULL;
+            st = eg_store_command(w->store, 5, get, NULL, &f);
+            if (st == EG_OK && f->type == EG_REPLY_ARRAY && f->elements == 3 &&
+                f->element[0]->type == EG_REPLY_STRING && strcmp(f->element[0]->str, phone) == 0 &&
+                f->element[1]->type == EG_REPLY_STRING) {
+                const char *to = f->element[1]->str;
+                const char *code = f->element[2]->type == EG_REPLY_STRING && f->element[2]->str[0]
+                                       ? f->element[2]->str
+                                       : "-";
+                char rest[KEY_LEN], k_pair[KEY_LEN], k_num[KEY_LEN];
+                snprintf(rest, sizeof rest, "%s:%s", to, code);
+                cb_key(k_pair, sizeof k_pair, tenant, "ci:pair", rest);
+                cb_key(k_num, sizeof k_num, tenant, "ci:n", to);
+                const char *del[] = {"DEL", key, k_pair}, *zrem[] = {"ZREM", k_num, code};
+                const char *const *cmds[] = {del, zrem};
+                int argcs[] = {3, 3};
+                eg_reply_t *d[2] = {NULL, NULL};
+                st = eg_store_pipeline(w->store, 2, argcs, cmds, d);
+                if (st == EG_OK)
+                    (*erased)++;
+                eg_reply_free(d[0]);
+                eg_reply_free(d[1]);
+            }
+            eg_reply_free(f);
+        }
+        eg_reply_free(r);
+    } while (st == EG_OK && strcmp(cursor, "0") != 0);
+    return st;
+}
+
 /* Add the services of the records to the tenant's list (a service deleted since still has
  * keys). */
 static void add_record_services(Eg__Callback **cbs, int n, char ***services, size_t *nsvc)
@@ -241,6 +296,14 @@ eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
             st = tenant_services(w, req->tenant_id, &services, &nsvc);
             if (st != EG_OK)
                 snprintf(why, sizeof why, "configuration store unavailable");
+        }
+        int callin = 0;
+        if (st == EG_OK) {
+            st = erase_callin_requests(w, req->tenant_id, req->phone, &callin);
+            if (st != EG_OK)
+                snprintf(why, sizeof why, "callback store unavailable");
+            else if (callin)
+                eg_log_info("GDPR erase of %s: %d call-in request(s) deleted", masked, callin);
         }
         if (st == EG_OK) {
             add_record_services(cbs, n, &services, &nsvc);

@@ -401,3 +401,58 @@ Test(gdpr, erase_waits_while_an_agent_has_the_call, .timeout = 90)
     }
     cr_assert(refused, "three erases during a call were never refused");
 }
+
+Test(gdpr, erase_deletes_call_in_requests_of_the_number, .timeout = 30)
+{
+    /* A call-in request names the customer's number as its caller: the erase deletes it and
+     * frees its (number, code) pair, and leaves another caller's request alone. */
+    const char *admin = e2e_env("ENGAGE_ADMIN_KEY");
+    char phone[20], other[20], group[48], path[96], body[256];
+    answered_phone(phone);
+    answered_phone(other);
+    unsigned r;
+    eg_random_bytes(&r, sizeof r);
+    snprintf(group, sizeof group, "gdpr-ci-%u", r);
+    snprintf(path, sizeof path, "/ges/api/v1/call-in-groups/%s", group);
+    snprintf(body, sizeof body, "{\"numbers\":[\"+1555%07u\"]}", r % 10000000u);
+    e2e_resp_t g = e2e_call("PUT", path, admin, NULL, body);
+    cr_assert_eq(g.status, 201, "group: %d %s", g.status, e2e_message(&g));
+    e2e_free(&g);
+    char *ids[2];
+    const char *callers[2] = {phone, other};
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body, "{\"groupName\":\"%s\",\"fromPhoneNumber\":\"%s\"}", group,
+                 callers[i]);
+        e2e_resp_t c =
+            e2e_post("/engagement/v3/call-in/requests/create", e2e_env("ENGAGE_API_KEY"), body);
+        cr_assert_eq(c.status, 200, "call-in: %d %s", c.status, e2e_message(&c));
+        ids[i] = strdup(e2e_data_str(&c, "id"));
+        e2e_free(&c);
+    }
+    eg_store_t *store = NULL;
+    cr_assert_eq(eg_store_open(&store, e2e_env("ENGAGE_REDIS_URL"), 2000), EG_OK);
+    char keys[2][200];
+    for (int i = 0; i < 2; i++) {
+        snprintf(keys[i], sizeof keys[i], "eg:{t:%s}:ci:req:%s", e2e_env("ENGAGE_TENANT_ID"),
+                 ids[i]);
+        const char *ex[] = {"EXISTS", keys[i]};
+        eg_reply_t *x = NULL;
+        cr_assert_eq(eg_store_command(store, 2, ex, NULL, &x), EG_OK);
+        cr_assert_eq(x->integer, 1, "request %d stored", i);
+        eg_reply_free(x);
+    }
+    e2e_resp_t er = gdpr(ERASE, admin, phone);
+    cr_assert_eq(er.status, 200, "erase: %d %s", er.status, e2e_message(&er));
+    e2e_free(&er);
+    for (int i = 0; i < 2; i++) {
+        const char *ex[] = {"EXISTS", keys[i]};
+        eg_reply_t *x = NULL;
+        cr_assert_eq(eg_store_command(store, 2, ex, NULL, &x), EG_OK);
+        cr_expect_eq(x->integer, i == 0 ? 0 : 1, "%s",
+                     i == 0 ? "the number's call-in request is erased"
+                            : "another caller's request stays");
+        eg_reply_free(x);
+        free(ids[i]);
+    }
+    eg_store_close(store);
+}
