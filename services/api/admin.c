@@ -31,8 +31,10 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
         eg_http_reply_envelope(req, 405, "method not allowed: use GET, PUT or DELETE", NULL);
         return 405;
     }
-    uint8_t *buf;
-    size_t n;
+    const char *subject =
+        put ? EG_SUBJ_SERVICE_PUT : (del ? EG_SUBJ_SERVICE_DELETE : EG_SUBJ_SERVICE_GET);
+    int code;
+    Eg__ServiceReply *r;
     if (put) {
         const char *body;
         size_t len;
@@ -45,51 +47,22 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
         pr.tenant_id = (char *)who->tenant;
         pr.name = (char *)name;
         pr.config_json = eg_xstrndup(body, len);
-        n = eg__service_put_request__get_packed_size(&pr);
-        buf = eg_xmalloc(n);
-        eg__service_put_request__pack(&pr, buf);
+        r = sched_ask_ok(api, req, subject, &pr.base, &eg__service_reply__descriptor, &code);
         free(pr.config_json);
     } else {
         Eg__ServiceRequest gr = EG__SERVICE_REQUEST__INIT;
         gr.tenant_id = (char *)who->tenant;
         gr.name = (char *)name;
-        n = eg__service_request__get_packed_size(&gr);
-        buf = eg_xmalloc(n);
-        eg__service_request__pack(&gr, buf);
+        r = sched_ask_ok(api, req, subject, &gr.base, &eg__service_reply__descriptor, &code);
     }
-    void *raw = NULL;
-    size_t raw_len = 0;
-    const char *subject =
-        put ? EG_SUBJ_SERVICE_PUT : (del ? EG_SUBJ_SERVICE_DELETE : EG_SUBJ_SERVICE_GET);
-    eg_status_t st = sched_call(api, subject, buf, n, eg_http_corr_id(req), &raw, &raw_len);
-    free(buf);
-    if (st != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return 503;
-    }
-    Eg__ServiceReply *r = eg__service_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status) {
-        if (r)
-            eg__service_reply__free_unpacked(r, NULL);
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    int code;
-    st = (eg_status_t)r->status->code;
-    if (st == EG_OK) {
-        char jerr[128];
-        eg_json_t *cfg =
-            eg_json_parse(r->config_json, strlen(r->config_json), 0, jerr, sizeof jerr);
-        code = put && r->created ? 201 : 200;
-        eg_http_reply_envelope(req, code, code == 201 ? "Created" : (del ? "Deleted" : "OK"), cfg);
-        if (put || del)
-            eg_log_info("service %s %s", name,
-                        del ? "deleted" : (code == 201 ? "created" : "updated"));
-    } else {
-        code = eg_status_http(st);
-        eg_http_reply_error(req, st, *r->status->message ? r->status->message : eg_status_str(st));
-    }
+    if (!r)
+        return code;
+    char jerr[128];
+    eg_json_t *cfg = eg_json_parse(r->config_json, strlen(r->config_json), 0, jerr, sizeof jerr);
+    code = put && r->created ? 201 : 200;
+    eg_http_reply_envelope(req, code, code == 201 ? "Created" : (del ? "Deleted" : "OK"), cfg);
+    if (put || del)
+        eg_log_info("service %s %s", name, del ? "deleted" : (code == 201 ? "created" : "updated"));
     eg__service_reply__free_unpacked(r, NULL);
     return code;
 }
@@ -102,36 +75,6 @@ static int service_route(api_t *api, eg_http_req_t *req, const api_identity_t *w
 #define KEY_MAX_RATE_LIMIT 1000000
 #define KEY_DEFAULT_RATE_LIMIT 2000
 #define KEY_MAX_NAME_LEN 128
-
-/* Ask the scheduler about keys. On 0, *out holds its answer (free with
- * eg__key_reply__free_unpacked); otherwise the error reply is sent and its HTTP code returned. */
-static int key_call(api_t *api, eg_http_req_t *req, const char *subject, const uint8_t *buf,
-                    size_t n, Eg__KeyReply **out)
-{
-    void *raw = NULL;
-    size_t raw_len = 0;
-    eg_status_t st = sched_call(api, subject, buf, n, eg_http_corr_id(req), &raw, &raw_len);
-    if (st != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return 503;
-    }
-    Eg__KeyReply *r = eg__key_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status) {
-        if (r)
-            eg__key_reply__free_unpacked(r, NULL);
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    st = (eg_status_t)r->status->code;
-    if (st != EG_OK) {
-        eg_http_reply_error(req, st, *r->status->message ? r->status->message : eg_status_str(st));
-        eg__key_reply__free_unpacked(r, NULL);
-        return eg_status_http(st);
-    }
-    *out = r;
-    return 0;
-}
 
 /* A key's public record (never its secret or hash). */
 static eg_json_t *key_json(const Eg__KeyInfo *k)
@@ -223,17 +166,13 @@ static int key_create(api_t *api, eg_http_req_t *req, const api_identity_t *who)
     kr.api_key = key;
     kr.name = name;
     kr.actor_key_id = (char *)who->key_id;
-    size_t n = eg__key_create_request__get_packed_size(&kr);
-    uint8_t *buf = eg_xmalloc(n);
-    eg__key_create_request__pack(&kr, buf);
-    Eg__KeyReply *r = NULL;
-    int code = key_call(api, req, EG_SUBJ_KEY_CREATE, buf, n, &r);
-    memset(buf, 0, n);
-    free(buf);
-    if (code == 0 && r->n_keys != 1) {
+    int code;
+    Eg__KeyReply *r =
+        sched_ask_ok(api, req, EG_SUBJ_KEY_CREATE, &kr.base, &eg__key_reply__descriptor, &code);
+    if (r && r->n_keys != 1) {
         eg_http_reply_error(req, EG_EINTERNAL, "internal error");
         code = 500;
-    } else if (code == 0) {
+    } else if (r) {
         eg_json_t *data = key_json(r->keys[0]);
         eg_json_set_str(data, "apiKey", key);
         eg_http_reply_envelope(req, 201, "Created", data);
@@ -250,16 +189,10 @@ static int key_list(api_t *api, eg_http_req_t *req, const api_identity_t *who)
     Eg__KeyRequest kr = EG__KEY_REQUEST__INIT;
     kr.tenant_id = (char *)who->tenant;
     kr.actor_key_id = (char *)who->key_id;
-    uint8_t buf[256];
-    size_t n = eg__key_request__get_packed_size(&kr);
-    if (n > sizeof buf) {
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    eg__key_request__pack(&kr, buf);
-    Eg__KeyReply *r = NULL;
-    int code = key_call(api, req, EG_SUBJ_KEY_LIST, buf, n, &r);
-    if (code != 0)
+    int code;
+    Eg__KeyReply *r =
+        sched_ask_ok(api, req, EG_SUBJ_KEY_LIST, &kr.base, &eg__key_reply__descriptor, &code);
+    if (!r)
         return code;
     eg_json_t *data = eg_json_array();
     for (size_t i = 0; i < r->n_keys; i++)
@@ -286,16 +219,10 @@ static int key_revoke(api_t *api, eg_http_req_t *req, const api_identity_t *who,
     kr.tenant_id = (char *)who->tenant;
     kr.key_id = (char *)id;
     kr.actor_key_id = (char *)who->key_id;
-    uint8_t buf[256];
-    size_t n = eg__key_request__get_packed_size(&kr);
-    if (n > sizeof buf) {
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    eg__key_request__pack(&kr, buf);
-    Eg__KeyReply *r = NULL;
-    int code = key_call(api, req, EG_SUBJ_KEY_REVOKE, buf, n, &r);
-    if (code != 0)
+    int code;
+    Eg__KeyReply *r =
+        sched_ask_ok(api, req, EG_SUBJ_KEY_REVOKE, &kr.base, &eg__key_reply__descriptor, &code);
+    if (!r)
         return code;
     eg_http_reply_envelope(req, 200, "Revoked", r->n_keys == 1 ? key_json(r->keys[0]) : NULL);
     eg__key_reply__free_unpacked(r, NULL);

@@ -12,7 +12,6 @@
 #include "engage.pb-c.h"
 #include "engage/ids.h"
 #include "engage/log.h"
-#include "engage/mem.h"
 #include "engage/states.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
@@ -34,37 +33,6 @@ static bool read_body(eg_http_req_t *req, const char **body, size_t *len)
         return false;
     }
     return true;
-}
-
-/* Send a request to the scheduler and decode its CallbackReply. NULL after an error reply. */
-static Eg__CallbackReply *call(api_t *api, eg_http_req_t *req, const char *subject,
-                               const void *data, size_t len)
-{
-    void *raw = NULL;
-    size_t raw_len = 0;
-    eg_status_t st = sched_call(api, subject, data, len, eg_http_corr_id(req), &raw, &raw_len);
-    if (st != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return NULL;
-    }
-    Eg__CallbackReply *r = eg__callback_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status) {
-        if (r)
-            eg__callback_reply__free_unpacked(r, NULL);
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return NULL;
-    }
-    return r;
-}
-
-/* Reply with the scheduler's error status. */
-static int reply_status(eg_http_req_t *req, const Eg__Status *s)
-{
-    eg_status_t st = (eg_status_t)s->code;
-    const char *msg = s->message && *s->message ? s->message : eg_status_str(st);
-    eg_http_reply_error(req, st, msg);
-    return eg_status_http(st);
 }
 
 /* A full slot: 429 with data.slots mapping each proposed slot's UTC start to its free places
@@ -106,19 +74,15 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
     cr.idempotency_key = (char *)(idem ? idem : protobuf_c_empty_string);
     cr.tenant_id = (char *)who->tenant;
     cr.origin = EG__ORIGIN__ORIGIN_API;
-    size_t n = eg__create_request__get_packed_size(&cr);
-    uint8_t *buf = eg_xmalloc(n);
-    eg__create_request__pack(&cr, buf);
+    int code;
+    Eg__CallbackReply *r =
+        sched_ask(api, req, EG_SUBJ_CREATE, &cr.base, &eg__callback_reply__descriptor, &code);
     cr.id = (char *)protobuf_c_empty_string;
     cr.tenant_id = (char *)protobuf_c_empty_string;
     cr.idempotency_key = (char *)protobuf_c_empty_string;
     api_create_request_clear(&cr);
-
-    int code;
-    Eg__CallbackReply *r = call(api, req, EG_SUBJ_CREATE, buf, n);
-    free(buf);
     if (!r)
-        return 503;
+        return code;
     eg_status_t st = (eg_status_t)r->status->code;
     if (st == EG_OK && r->callback) {
         eg_json_t *data = eg_json_object();
@@ -128,7 +92,7 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
     } else if (st == EG_EFULL) {
         code = reply_full(req, r);
     } else {
-        code = reply_status(req, r->status);
+        code = sched_reply_status(req, r->status);
     }
     eg__callback_reply__free_unpacked(r, NULL);
     return code;
@@ -195,13 +159,11 @@ static int handle_by_id(api_t *api, eg_http_req_t *req, const api_identity_t *wh
     Eg__IdRequest ir = EG__ID_REQUEST__INIT;
     ir.tenant_id = (char *)who->tenant;
     ir.id = id;
-    uint8_t buf[256];
-    size_t n = eg__id_request__get_packed_size(&ir);
-    eg__id_request__pack(&ir, buf);
-    Eg__CallbackReply *r = call(api, req, subject, buf, n);
-    if (!r)
-        return 503;
     int code;
+    Eg__CallbackReply *r =
+        sched_ask(api, req, subject, &ir.base, &eg__callback_reply__descriptor, &code);
+    if (!r)
+        return code;
     if (r->status->code == EG_OK && r->callback) {
         eg_json_t *data;
         if (full) {
@@ -213,7 +175,7 @@ static int handle_by_id(api_t *api, eg_http_req_t *req, const api_identity_t *wh
         eg_http_reply_envelope(req, 200, "OK", data);
         code = 200;
     } else {
-        code = reply_status(req, r->status);
+        code = sched_reply_status(req, r->status);
     }
     eg__callback_reply__free_unpacked(r, NULL);
     return code;
@@ -235,13 +197,11 @@ static int handle_reschedule(api_t *api, eg_http_req_t *req, const api_identity_
     rr.tenant_id = (char *)who->tenant;
     rr.id = id;
     rr.desired_time_ms = when;
-    uint8_t buf[256];
-    size_t n = eg__reschedule_request__get_packed_size(&rr);
-    eg__reschedule_request__pack(&rr, buf);
-    Eg__CallbackReply *r = call(api, req, EG_SUBJ_RESCHEDULE, buf, n);
-    if (!r)
-        return 503;
     int code;
+    Eg__CallbackReply *r =
+        sched_ask(api, req, EG_SUBJ_RESCHEDULE, &rr.base, &eg__callback_reply__descriptor, &code);
+    if (!r)
+        return code;
     if (r->status->code == EG_OK && r->callback) {
         char iso[EG_ISO_LEN + 1];
         eg_json_t *data = eg_json_object();
@@ -253,7 +213,7 @@ static int handle_reschedule(api_t *api, eg_http_req_t *req, const api_identity_
     } else if (r->status->code == EG_EFULL) {
         code = reply_full(req, r);
     } else {
-        code = reply_status(req, r->status);
+        code = sched_reply_status(req, r->status);
     }
     eg__callback_reply__free_unpacked(r, NULL);
     return code;

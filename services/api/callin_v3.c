@@ -134,30 +134,6 @@ static void create_clear(Eg__CallInCreateRequest *cr)
     }
 }
 
-/* Send a packed request to the scheduler; NULL after an error reply (503). */
-static void *ask(api_t *api, eg_http_req_t *req, const char *subject, const ProtobufCMessage *m,
-                 size_t *reply_len)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    void *raw = NULL;
-    eg_status_t st = sched_call(api, subject, buf, n, eg_http_corr_id(req), &raw, reply_len);
-    free(buf);
-    if (st != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return NULL;
-    }
-    return raw;
-}
-
-static int reply_status(eg_http_req_t *req, const Eg__Status *s)
-{
-    eg_status_t st = (eg_status_t)s->code;
-    eg_http_reply_error(req, st, s->message && *s->message ? s->message : eg_status_str(st));
-    return eg_status_http(st);
-}
-
 static eg_json_t *request_json(const Eg__CallInRequest *r)
 {
     eg_json_t *d = eg_json_object();
@@ -196,22 +172,14 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
     eg_uuid_v7_str(id);
     cr.id = id;
     cr.tenant_id = (char *)who->tenant;
-    size_t raw_len = 0;
-    void *raw = ask(api, req, EG_SUBJ_CALLIN_CREATE, &cr.base, &raw_len);
+    int code;
+    Eg__CallInReply *r =
+        sched_ask(api, req, EG_SUBJ_CALLIN_CREATE, &cr.base, &eg__call_in_reply__descriptor, &code);
     cr.id = (char *)protobuf_c_empty_string;
     cr.tenant_id = (char *)protobuf_c_empty_string;
     create_clear(&cr);
-    if (!raw)
-        return 503;
-    Eg__CallInReply *r = eg__call_in_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status) {
-        if (r)
-            eg__call_in_reply__free_unpacked(r, NULL);
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    int code;
+    if (!r)
+        return code;
     if (r->status->code == EG_OK && r->request) {
         eg_http_reply_envelope(req, 200, "OK", request_json(r->request));
         code = 200;
@@ -221,7 +189,7 @@ static int handle_create(api_t *api, eg_http_req_t *req, const api_identity_t *w
             snprintf(secs, sizeof secs, "%lld", (long long)(r->retry_after_ms + 999) / 1000);
             eg_http_add_header(req, "Retry-After", secs);
         }
-        code = reply_status(req, r->status);
+        code = sched_reply_status(req, r->status);
     }
     eg__call_in_reply__free_unpacked(r, NULL);
     return code;
@@ -261,8 +229,8 @@ int admin_callin_group(api_t *api, eg_http_req_t *req, const api_identity_t *who
                             "name: a call-in group name is 1-64 characters A-Z a-z 0-9 _ . -");
         return 400;
     }
-    size_t raw_len = 0;
-    void *raw;
+    int code;
+    Eg__CallInGroupReply *r;
     if (put) {
         const char *body;
         size_t len;
@@ -275,29 +243,19 @@ int admin_callin_group(api_t *api, eg_http_req_t *req, const api_identity_t *who
         pr.tenant_id = (char *)who->tenant;
         pr.name = (char *)name;
         pr.config_json = eg_xstrndup(body, len);
-        raw = ask(api, req, EG_SUBJ_CALLIN_GROUP_PUT, &pr.base, &raw_len);
+        r = sched_ask_ok(api, req, EG_SUBJ_CALLIN_GROUP_PUT, &pr.base,
+                         &eg__call_in_group_reply__descriptor, &code);
         free(pr.config_json);
     } else {
         Eg__CallInGroupRequest gr = EG__CALL_IN_GROUP_REQUEST__INIT;
         gr.tenant_id = (char *)who->tenant;
         gr.name = (char *)name;
-        raw = ask(api, req, get ? EG_SUBJ_CALLIN_GROUP_GET : EG_SUBJ_CALLIN_GROUP_DELETE, &gr.base,
-                  &raw_len);
+        r = sched_ask_ok(api, req, get ? EG_SUBJ_CALLIN_GROUP_GET : EG_SUBJ_CALLIN_GROUP_DELETE,
+                         &gr.base, &eg__call_in_group_reply__descriptor, &code);
     }
-    if (!raw)
-        return 503;
-    Eg__CallInGroupReply *r = eg__call_in_group_reply__unpack(NULL, raw_len, raw);
-    free(raw);
-    if (!r || !r->status) {
-        if (r)
-            eg__call_in_group_reply__free_unpacked(r, NULL);
-        eg_http_reply_error(req, EG_EINTERNAL, "internal error");
-        return 500;
-    }
-    int code;
-    if (r->status->code != EG_OK) {
-        code = reply_status(req, r->status);
-    } else if (del) {
+    if (!r)
+        return code;
+    if (del) {
         eg_json_t *data = eg_json_object();
         eg_json_set_str(data, "name", name);
         eg_http_reply_envelope(req, 200, "Deleted", data);

@@ -11,7 +11,6 @@
 #include "auth.h"
 #include "engage.pb-c.h"
 #include "engage/log.h"
-#include "engage/mem.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
 #include "engage/tz.h"
@@ -110,31 +109,6 @@ static eg_tz_t *zone_param(eg_http_req_t *req)
     return tz;
 }
 
-/* Send a request and get the raw reply; NULL after an error reply. */
-static void *ask(api_t *api, eg_http_req_t *req, const char *subject, const ProtobufCMessage *m,
-                 size_t *len)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    void *raw = NULL;
-    eg_status_t st = sched_call(api, subject, buf, n, eg_http_corr_id(req), &raw, len);
-    free(buf);
-    if (st != EG_OK) {
-        eg_http_reply_error(req, EG_EUNAVAIL, "service temporarily unavailable; retry");
-        return NULL;
-    }
-    return raw;
-}
-
-static int reply_status(eg_http_req_t *req, const Eg__Status *s)
-{
-    eg_status_t st = s ? (eg_status_t)s->code : EG_EINTERNAL;
-    const char *msg = s && s->message && *s->message ? s->message : eg_status_str(st);
-    eg_http_reply_error(req, st, msg);
-    return eg_status_http(st);
-}
-
 static int availability(eg_http_req_t *req, api_t *api, const api_identity_t *who,
                         const char *service)
 {
@@ -179,37 +153,28 @@ static int availability(eg_http_req_t *req, api_t *api, const api_identity_t *wh
     ar.end_ms = end;
     ar.max_slots = (int32_t)max_slots;
     ar.report_busy = report_busy;
-    size_t len = 0;
-    void *raw = ask(api, req, EG_SUBJ_AVAILABILITY, &ar.base, &len);
-    if (!raw) {
-        code = 503;
+    Eg__AvailabilityReply *r = sched_ask_ok(api, req, EG_SUBJ_AVAILABILITY, &ar.base,
+                                            &eg__availability_reply__descriptor, &code);
+    if (!r)
         goto out;
+    eg_json_t *data = eg_json_object(), *slots = eg_json_array();
+    for (size_t i = 0; i < r->n_slots; i++) {
+        char utc[EG_ISO_LEN + 1], local[EG_TZ_LOCAL_LEN];
+        eg_time_format_iso(r->slots[i]->start_ms, utc);
+        eg_tz_format_local(tz, r->slots[i]->start_ms, local);
+        eg_json_t *s = eg_json_object();
+        eg_json_set_str(s, "utcTime", utc);
+        eg_json_set_str(s, "localTime", local);
+        eg_json_set_int(s, "capacity", r->slots[i]->free);
+        eg_json_set_int(s, "total", r->slots[i]->total);
+        eg_json_append(slots, s);
     }
-    Eg__AvailabilityReply *r = eg__availability_reply__unpack(NULL, len, raw);
-    free(raw);
-    if (!r || !r->status || r->status->code != EG_OK) {
-        code = reply_status(req, r ? r->status : NULL);
-    } else {
-        eg_json_t *data = eg_json_object(), *slots = eg_json_array();
-        for (size_t i = 0; i < r->n_slots; i++) {
-            char utc[EG_ISO_LEN + 1], local[EG_TZ_LOCAL_LEN];
-            eg_time_format_iso(r->slots[i]->start_ms, utc);
-            eg_tz_format_local(tz, r->slots[i]->start_ms, local);
-            eg_json_t *s = eg_json_object();
-            eg_json_set_str(s, "utcTime", utc);
-            eg_json_set_str(s, "localTime", local);
-            eg_json_set_int(s, "capacity", r->slots[i]->free);
-            eg_json_set_int(s, "total", r->slots[i]->total);
-            eg_json_append(slots, s);
-        }
-        eg_json_set(data, "slots", slots);
-        eg_json_set_int(data, "durationMin", r->duration_min);
-        eg_json_set_str(data, "timezone", eg_tz_name(tz));
-        eg_http_reply_envelope(req, 200, "OK", data);
-        code = 200;
-    }
-    if (r)
-        eg__availability_reply__free_unpacked(r, NULL);
+    eg_json_set(data, "slots", slots);
+    eg_json_set_int(data, "durationMin", r->duration_min);
+    eg_json_set_str(data, "timezone", eg_tz_name(tz));
+    eg_http_reply_envelope(req, 200, "OK", data);
+    code = 200;
+    eg__availability_reply__free_unpacked(r, NULL);
 out:
     eg_tz_close(tz);
     return code;
@@ -231,31 +196,23 @@ static int open_for_or_status(eg_http_req_t *req, api_t *api, const api_identity
     orq.tenant_id = (char *)who->tenant;
     orq.service = (char *)service;
     orq.start_ms = start;
-    size_t len = 0;
-    void *raw =
-        ask(api, req, status_query ? EG_SUBJ_QUEUE_STATUS : EG_SUBJ_OPEN_FOR, &orq.base, &len);
-    if (!raw)
-        return 503;
-    Eg__QueueStatusReply *r = eg__queue_status_reply__unpack(NULL, len, raw);
-    free(raw);
     int code;
-    if (!r || !r->status || r->status->code != EG_OK) {
-        code = reply_status(req, r ? r->status : NULL);
+    Eg__QueueStatusReply *r =
+        sched_ask_ok(api, req, status_query ? EG_SUBJ_QUEUE_STATUS : EG_SUBJ_OPEN_FOR, &orq.base,
+                     &eg__queue_status_reply__descriptor, &code);
+    if (!r)
+        return code;
+    eg_json_t *data = eg_json_object();
+    if (status_query) {
+        eg_json_set_int(data, "ewt", r->ewt_s);
+        eg_json_set_bool(data, "offerImmediateCallback", r->offer_immediate);
+        eg_json_set_bool(data, "offerScheduledCallback", r->offer_scheduled);
     } else {
-        eg_json_t *data = eg_json_object();
-        if (status_query) {
-            eg_json_set_int(data, "ewt", r->ewt_s);
-            eg_json_set_bool(data, "offerImmediateCallback", r->offer_immediate);
-            eg_json_set_bool(data, "offerScheduledCallback", r->offer_scheduled);
-        } else {
-            eg_json_set_int(data, "openFor", r->open_for_s);
-        }
-        eg_http_reply_envelope(req, 200, "OK", data);
-        code = 200;
+        eg_json_set_int(data, "openFor", r->open_for_s);
     }
-    if (r)
-        eg__queue_status_reply__free_unpacked(r, NULL);
-    return code;
+    eg_http_reply_envelope(req, 200, "OK", data);
+    eg__queue_status_reply__free_unpacked(r, NULL);
+    return 200;
 }
 
 int v3_service_query(eg_http_req_t *req, api_t *api, const char *op)
@@ -317,31 +274,23 @@ int v3_ewt(eg_http_req_t *req, void *arg)
     er.queues = queues;
     er.n_queues = n;
     er.mode = mode_s[4] - '0';
-    size_t len = 0;
-    void *raw = ask(api, req, EG_SUBJ_EWT, &er.base, &len);
-    if (!raw)
-        return 503;
-    Eg__EwtReply *r = eg__ewt_reply__unpack(NULL, len, raw);
-    free(raw);
     int code;
-    if (!r || !r->status || r->status->code != EG_OK) {
-        code = reply_status(req, r ? r->status : NULL);
-    } else {
-        eg_json_t *data = eg_json_array();
-        for (size_t i = 0; i < r->n_items; i++) {
-            eg_json_t *it = eg_json_object();
-            eg_json_set_str(it, "virtualQueue", r->items[i]->virtual_queue);
-            eg_json_set_int(it, "estimatedWaitTime", r->items[i]->ewt_s);
-            eg_json_set_str(it, "message", r->items[i]->message);
-            eg_json_set_int(it, "resultCode", r->items[i]->result_code);
-            eg_json_append(data, it);
-        }
-        eg_http_reply_envelope(req, 200, "OK", data);
-        code = 200;
+    Eg__EwtReply *r =
+        sched_ask_ok(api, req, EG_SUBJ_EWT, &er.base, &eg__ewt_reply__descriptor, &code);
+    if (!r)
+        return code;
+    eg_json_t *data = eg_json_array();
+    for (size_t i = 0; i < r->n_items; i++) {
+        eg_json_t *it = eg_json_object();
+        eg_json_set_str(it, "virtualQueue", r->items[i]->virtual_queue);
+        eg_json_set_int(it, "estimatedWaitTime", r->items[i]->ewt_s);
+        eg_json_set_str(it, "message", r->items[i]->message);
+        eg_json_set_int(it, "resultCode", r->items[i]->result_code);
+        eg_json_append(data, it);
     }
-    if (r)
-        eg__ewt_reply__free_unpacked(r, NULL);
-    return code;
+    eg_http_reply_envelope(req, 200, "OK", data);
+    eg__ewt_reply__free_unpacked(r, NULL);
+    return 200;
 }
 
 /* Statistics names of Engage (documented in docs/api.md). */
@@ -401,42 +350,33 @@ int v3_statistics(eg_http_req_t *req, void *arg)
     sr.tenant_id = who.tenant;
     sr.services = names;
     sr.n_services = n;
-    size_t len = 0;
-    void *raw = ask(api, req, EG_SUBJ_STATS, &sr.base, &len);
-    eg_json_free(root);
-    if (!raw)
-        return 503;
-    Eg__StatsReply *r = eg__stats_reply__unpack(NULL, len, raw);
-    free(raw);
     int code;
-    if (!r || !r->status || r->status->code != EG_OK) {
-        code = reply_status(req, r ? r->status : NULL);
-    } else {
-        eg_json_t *data = eg_json_object(), *list = eg_json_array(), *sum = eg_json_object();
-        int t[5] = {0};
-        for (size_t i = 0; i < r->n_services; i++) {
-            const Eg__ServiceStats *s = r->services[i];
-            eg_json_t *o = eg_json_object();
-            eg_json_set_str(o, "serviceName", s->service);
-            add_stats(o, s->scheduled, s->queued, s->processing, s->created_today,
-                      s->completed_today);
-            eg_json_set_int(o, "ewt", s->ewt_s);
-            eg_json_set(o, "slotUtilisation", eg_json_real(s->slot_utilisation));
-            eg_json_append(list, o);
-            t[0] += s->scheduled;
-            t[1] += s->queued;
-            t[2] += s->processing;
-            t[3] += s->created_today;
-            t[4] += s->completed_today;
-        }
-        add_stats(sum, t[0], t[1], t[2], t[3], t[4]);
-        eg_json_set_int(sum, "services", (int64_t)r->n_services);
-        eg_json_set(data, "statistics", list);
-        eg_json_set(data, "summary", sum);
-        eg_http_reply_envelope(req, 200, "OK", data);
-        code = 200;
+    Eg__StatsReply *r =
+        sched_ask_ok(api, req, EG_SUBJ_STATS, &sr.base, &eg__stats_reply__descriptor, &code);
+    eg_json_free(root);
+    if (!r)
+        return code;
+    eg_json_t *data = eg_json_object(), *list = eg_json_array(), *sum = eg_json_object();
+    int t[5] = {0};
+    for (size_t i = 0; i < r->n_services; i++) {
+        const Eg__ServiceStats *s = r->services[i];
+        eg_json_t *o = eg_json_object();
+        eg_json_set_str(o, "serviceName", s->service);
+        add_stats(o, s->scheduled, s->queued, s->processing, s->created_today, s->completed_today);
+        eg_json_set_int(o, "ewt", s->ewt_s);
+        eg_json_set(o, "slotUtilisation", eg_json_real(s->slot_utilisation));
+        eg_json_append(list, o);
+        t[0] += s->scheduled;
+        t[1] += s->queued;
+        t[2] += s->processing;
+        t[3] += s->created_today;
+        t[4] += s->completed_today;
     }
-    if (r)
-        eg__stats_reply__free_unpacked(r, NULL);
-    return code;
+    add_stats(sum, t[0], t[1], t[2], t[3], t[4]);
+    eg_json_set_int(sum, "services", (int64_t)r->n_services);
+    eg_json_set(data, "statistics", list);
+    eg_json_set(data, "summary", sum);
+    eg_http_reply_envelope(req, 200, "OK", data);
+    eg__stats_reply__free_unpacked(r, NULL);
+    return 200;
 }

@@ -515,8 +515,9 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
 typedef struct {
     int64_t now;
     lc_retry_t retry;
-    const hours_t *hours; /* NULL when the service is gone: dispatch anyway */
-    const char *outcome;  /* for the log: "dispatched", "deferred", "expired" */
+    const hours_t *hours;      /* NULL when the service is gone: dispatch anyway */
+    bool complete_when_closed; /* closedAtDispatch "complete" */
+    const char *outcome;       /* for the log: "dispatched", "deferred", "expired" */
 } dispatch_arg_t;
 
 /* A due callback is handed to the voice platform, unless it expired (FAIL_TIMEOUT_TTL) or its
@@ -543,7 +544,10 @@ static lc_verdict_t mutate_dispatch(const Eg__Callback *prev, Eg__Callback *next
     if (d->hours && !hours_is_open(d->hours, d->now)) {
         int64_t limit = prev->expiry_ms ? prev->expiry_ms - d->now : 14LL * 86400000;
         int64_t open = hours_next_open(d->hours, d->now, limit);
-        if (open < 0) {
+        if (d->complete_when_closed) {
+            lc_closed(prev, d->now, next);
+            d->outcome = "completed: the service is closed";
+        } else if (open < 0) {
             lc_expire(prev, d->now, next);
             d->outcome = "expired";
         } else {
@@ -568,6 +572,7 @@ eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service
         d.retry.max_attempts = svc->retry_max_attempts;
         d.retry.delay_s = svc->retry_delay_s;
         d.retry.timeout_s = svc->retry_timeout_s;
+        d.complete_when_closed = svc->complete_when_closed;
     }
     Eg__Callback *done = NULL;
     eg_status_t st = apply(w, tenant, id, mutate_dispatch, &d, &done, NULL);

@@ -218,6 +218,16 @@ void lc_defer(const Eg__Callback *cb, int64_t due_ms, int64_t now_ms, Eg__Callba
     next->version = cb->version + 1;
 }
 
+void lc_closed(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next)
+{
+    finish(next, EG__REASON__REASON_FAIL_ERROR);
+    if (next->message && next->message != protobuf_c_empty_string)
+        free(next->message);
+    next->message = eg_xstrdup("the service was closed when the callback fell due");
+    next->updated_ms = now_ms;
+    next->version = cb->version + 1;
+}
+
 void lc_free_attempts(Eg__Callback *cb)
 {
     for (size_t i = 0; i < cb->n_attempt_log; i++) {

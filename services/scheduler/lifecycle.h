@@ -67,6 +67,10 @@ lc_verdict_t lc_attempt_timeout(const Eg__Callback *cb, const lc_retry_t *retry,
  *  cancel it. */
 bool lc_gave_up(Eg__State from, const Eg__Callback *next);
 
+/** A due callback found its service closed and the service completes such callbacks
+ *  (closedAtDispatch "complete"): COMPLETED FAIL_ERROR with a message saying so. */
+void lc_closed(const Eg__Callback *cb, int64_t now_ms, Eg__Callback *next);
+
 /** Free an attempt log built with lc_dispatch on a stack record. */
 void lc_free_attempts(Eg__Callback *cb);
 

@@ -308,7 +308,7 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
 {
     memset(cfg, 0, sizeof *cfg);
     eg_status_t st = EG_EINVAL;
-    char jerr[160];
+    char jerr[160], when_closed[16] = "wait";
     if (!svc_name_valid(name)) {
         snprintf(err, errlen, "service name must be 1-64 characters of A-Z a-z 0-9 _ . -");
         return EG_EINVAL;
@@ -351,8 +351,14 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
         str_field(root, "virtualQueue", cfg->virtual_queue, sizeof cfg->virtual_queue, err,
                   errlen) ||
         int_field(root, "priority", "priority", -1000000, 1000000, &cfg->priority, err, errlen) ||
-        str_field(root, "dialMode", cfg->dial_mode, sizeof cfg->dial_mode, err, errlen))
+        str_field(root, "dialMode", cfg->dial_mode, sizeof cfg->dial_mode, err, errlen) ||
+        str_field(root, "closedAtDispatch", when_closed, sizeof when_closed, err, errlen))
         goto out;
+    if (strcmp(when_closed, "wait") != 0 && strcmp(when_closed, "complete") != 0) {
+        snprintf(err, errlen, "closedAtDispatch must be \"wait\" or \"complete\"");
+        goto out;
+    }
+    cfg->complete_when_closed = strcmp(when_closed, "complete") == 0;
     if (!eg_tz_valid(cfg->timezone)) {
         snprintf(err, errlen, "timezone: '%.40s' is not a known time zone (e.g. America/New_York)",
                  cfg->timezone);
@@ -433,6 +439,7 @@ char *svc_config_to_json(const svc_config_t *cfg)
     eg_json_set_str(o, "virtualQueue", cfg->virtual_queue);
     eg_json_set_int(o, "priority", cfg->priority);
     eg_json_set_str(o, "dialMode", cfg->dial_mode);
+    eg_json_set_str(o, "closedAtDispatch", cfg->complete_when_closed ? "complete" : "wait");
     char *s = eg_json_dump(o, NULL);
     eg_json_free(o);
     return s;

@@ -28,6 +28,9 @@ typedef struct {
     int priority;
     char dial_mode[16];
     bool open_24x7; /**< no businessHours given */
+    /** closedAtDispatch "complete": a callback falling due while the service is closed completes
+     *  (FAIL_ERROR) instead of waiting for the next opening ("wait", the default) */
+    bool complete_when_closed;
     eg_json_t *raw; /**< the validated input (owned), kept for the weekly tables */
 } svc_config_t;
 

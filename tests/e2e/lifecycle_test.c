@@ -262,11 +262,12 @@ Test(lifecycle, a_lost_call_is_given_up_cancelled_and_retried, .timeout = 40)
     free(id);
 }
 
-Test(lifecycle, due_while_closed_waits_for_the_next_opening, .timeout = 30)
+/* Book a callback due in 3 s on a fresh open service, then close the service for today (a
+ * special day with no hours) with extra settings (JSON members, may be ""), and wait past the
+ * due time. Returns the callback id (free it); *dialled tells whether voice-sim got a dial. */
+static char *book_then_close(const char *extra, bool *dialled)
 {
-    /* Booked on an open service, then the service closes for today before the callback is due:
-     * at its time the dispatcher must not dial it but defer it to the next opening. */
-    char service[48], path[96], json[600], today[11], iso[EG_ISO_LEN + 1], phone[20];
+    char service[48], path[96], json[700], today[11], iso[EG_ISO_LEN + 1], phone[20];
     unsigned r;
     eg_random_bytes(&r, sizeof r);
     snprintf(service, sizeof service, "closes-%u", r);
@@ -286,20 +287,48 @@ Test(lifecycle, due_while_closed_waits_for_the_next_opening, .timeout = 30)
              "{\"businessHours\":{\"mon\":[[\"00:00\",\"24:00\"]],\"tue\":[[\"00:00\",\"24:00\"]],"
              "\"wed\":[[\"00:00\",\"24:00\"]],\"thu\":[[\"00:00\",\"24:00\"]],"
              "\"fri\":[[\"00:00\",\"24:00\"]],\"sat\":[[\"00:00\",\"24:00\"]],"
-             "\"sun\":[[\"00:00\",\"24:00\"]]},\"specialDays\":{\"%s\":[]}}",
-             today);
+             "\"sun\":[[\"00:00\",\"24:00\"]]},\"specialDays\":{\"%s\":[]}%s%s}",
+             today, *extra ? "," : "", extra);
     put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL, json);
-    cr_assert_eq(put.status, 200);
+    cr_assert_eq(put.status, 200, "%d %s", put.status, e2e_message(&put));
     e2e_free(&put);
     sleep_ms(6000);
     eg_store_t *voice = NULL;
     cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
-    cr_expect_eq(commands_for(voice, id, "dial"), 0, "not dialled while closed");
+    *dialled = commands_for(voice, id, "dial") > 0;
     eg_store_close(voice);
+    return id;
+}
+
+static e2e_resp_t retrieve(const char *id)
+{
     char body[128];
     snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
-    e2e_resp_t got = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+    return e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
+}
+
+Test(lifecycle, due_while_closed_waits_for_the_next_opening, .timeout = 30)
+{
+    /* The service closes for today after the booking: at its time the dispatcher must not dial
+     * it but defer it to the next opening. */
+    bool dialled = true;
+    char *id = book_then_close("", &dialled);
+    cr_expect_not(dialled, "not dialled while closed");
+    e2e_resp_t got = retrieve(id);
     cr_expect_str_eq(e2e_data_str(&got, "callbackState"), "SCHEDULED", "still waiting");
+    e2e_free(&got);
+    free(id);
+}
+
+Test(lifecycle, due_while_closed_completes_when_the_service_says_so, .timeout = 30)
+{
+    /* closedAtDispatch "complete": the same callback completes at its time, never dialled. */
+    bool dialled = true;
+    char *id = book_then_close("\"closedAtDispatch\":\"complete\"", &dialled);
+    cr_expect_not(dialled, "not dialled while closed");
+    e2e_resp_t got = retrieve(id);
+    cr_expect_str_eq(e2e_data_str(&got, "callbackState"), "COMPLETED");
+    cr_expect_str_eq(e2e_data_str(&got, "callbackReason"), "FAIL_ERROR");
     e2e_free(&got);
     free(id);
 }

@@ -67,6 +67,14 @@ static int usage(void)
     return 2;
 }
 
+/* Print a JSON value on one line. */
+static void print_json(const eg_json_t *v)
+{
+    char *text = eg_json_dump(v, NULL);
+    printf("%s\n", text);
+    free(text);
+}
+
 static eg_status_t insert_key(eg_pg_t *pg, const char *pepper, const char *tenant, const char *role,
                               char key[EG_KEY_LEN + 1])
 {
@@ -153,6 +161,8 @@ out:
     return rc;
 }
 
+/* ---- admin API commands (service, callin-group, key, gdpr): HTTP with the admin key ---- */
+
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -173,18 +183,43 @@ static char *read_file(const char *path, size_t *len)
     return eg_buf_steal(&b, len);
 }
 
-/* Print the outcome of an admin API call; returns the exit code. */
-static int report(const opts_t *o, const eg_http_resp_t *resp)
+/* Print {"name": value} on one line; value is borrowed. */
+static void print_json_as(const char *name, eg_json_t *value)
+{
+    eg_json_t *out = eg_json_object();
+    eg_json_set(out, name, eg_json_ref(value));
+    print_json(out);
+    eg_json_free(out);
+}
+
+/* False, after saying so, when the command has no admin key to call the admin API with. */
+static bool have_admin_key(const opts_t *o)
+{
+    if (o->admin_key)
+        return true;
+    fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+    return false;
+}
+
+/* How a command prints the data of a successful answer (borrowed, valid during the call). */
+typedef void (*show_fn)(const opts_t *o, eg_json_t *data);
+
+/* Print the outcome of an admin API call; returns the exit code. With show, a 2xx answer
+ * holding data is a success and show prints it. Without, any 2xx answer is, and it is printed
+ * as it came: with --json its body (on a failure too), otherwise its status line and data.
+ * A failure prints the server's message on stderr. */
+static int report(const opts_t *o, const eg_http_resp_t *resp, show_fn show)
 {
     char err[160];
     eg_json_t *env = eg_json_parse(resp->body, resp->len, 0, err, sizeof err);
-    eg_json_t *status = eg_json_get(env, "status");
-    const char *msg = eg_json_str(eg_json_get(status, "message"));
-    bool ok = resp->status >= 200 && resp->status < 300;
-    if (o->json) {
+    eg_json_t *data = eg_json_get(env, "data");
+    const char *msg = eg_json_str(eg_json_get(eg_json_get(env, "status"), "message"));
+    bool ok = resp->status >= 200 && resp->status < 300 && (data || !show);
+    if (!show && o->json) {
         printf("%s\n", resp->body);
+    } else if (ok && show) {
+        show(o, data);
     } else if (ok) {
-        eg_json_t *data = eg_json_get(env, "data");
         char *text = data ? eg_json_dump(data, NULL) : NULL;
         printf("%d %s\n%s\n", resp->status, msg ? msg : "", text ? text : "");
         free(text);
@@ -195,108 +230,110 @@ static int report(const opts_t *o, const eg_http_resp_t *resp)
     return ok ? 0 : 1;
 }
 
-static int service_cmd(const opts_t *o)
-{
-    bool put = o->nargs == 4 && strcmp(o->args[1], "put") == 0;
-    bool get = o->nargs == 3 && strcmp(o->args[1], "get") == 0;
-    bool del = o->nargs == 3 && strcmp(o->args[1], "delete") == 0;
-    if (!put && !get && !del)
-        return usage();
-    if (!o->admin_key) {
-        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
-        return 2;
-    }
-    size_t len = 0;
-    char *body = NULL;
-    if (put) {
-        body = read_file(o->args[3], &len);
-        if (!body) {
-            fprintf(stderr, "engagectl: cannot read %s (or it is over 1 MiB)\n", o->args[3]);
-            return 2;
-        }
-    }
-    char url[1024], key_header[256];
-    snprintf(url, sizeof url, "%s/ges/api/v1/services/%s", o->url, o->args[2]);
-    snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
-    const char *headers[] = {key_header, "Content-Type: application/json", NULL};
-    eg_http_resp_t resp;
-    eg_status_t st = eg_http_fetch(put ? "PUT" : (del ? "DELETE" : "GET"), url, headers, body, len,
-                                   10000, &resp);
-    free(body);
-    if (st != EG_OK) {
-        fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));
-        return 1;
-    }
-    int rc = report(o, &resp);
-    eg_http_resp_free(&resp);
-    return rc;
-}
-
-/* callin-group put NAME FILE.json | get NAME | delete NAME */
-static int callin_group_cmd(const opts_t *o)
-{
-    const char *verb = o->nargs >= 2 ? o->args[1] : "";
-    bool put = o->nargs == 4 && strcmp(verb, "put") == 0;
-    bool get = o->nargs == 3 && strcmp(verb, "get") == 0;
-    bool del = o->nargs == 3 && strcmp(verb, "delete") == 0;
-    if (!put && !get && !del)
-        return usage();
-    if (!o->admin_key) {
-        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
-        return 2;
-    }
-    size_t len = 0;
-    char *body = NULL;
-    if (put) {
-        body = read_file(o->args[3], &len);
-        if (!body) {
-            fprintf(stderr, "engagectl: cannot read %s (or it is over 1 MiB)\n", o->args[3]);
-            return 2;
-        }
-    }
-    char url[1024], key_header[256];
-    snprintf(url, sizeof url, "%s/ges/api/v1/call-in-groups/%s", o->url, o->args[2]);
-    snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
-    const char *headers[] = {key_header, "Content-Type: application/json", NULL};
-    eg_http_resp_t resp;
-    const char *method = put ? "PUT" : (del ? "DELETE" : "GET");
-    eg_status_t st = eg_http_fetch(method, url, headers, body, len, 10000, &resp);
-    free(body);
-    if (st != EG_OK) {
-        fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));
-        return 1;
-    }
-    int rc = report(o, &resp);
-    eg_http_resp_free(&resp);
-    return rc;
-}
-
-/* One admin API call with the admin key; on EG_OK *resp is the caller's (eg_http_resp_free). */
-static eg_status_t admin_call(const opts_t *o, const char *method, const char *path,
-                              const char *body, eg_http_resp_t *resp)
+/* One admin API call with the admin key: method on o->url + path, with len bytes of body
+ * (borrowed; NULL for none), its outcome printed by report(). Returns the exit code: 0, or 1
+ * when the server could not be reached or answered a failure. */
+static int admin_request(const opts_t *o, const char *method, const char *path, const char *body,
+                         size_t len, show_fn show)
 {
     char url[1024], key_header[256];
     snprintf(url, sizeof url, "%s%s", o->url, path);
     snprintf(key_header, sizeof key_header, "x-api-key: %s", o->admin_key);
     const char *headers[] = {key_header, "Content-Type: application/json", NULL};
-    eg_status_t st =
-        eg_http_fetch(method, url, headers, body, body ? strlen(body) : 0, 10000, resp);
-    if (st != EG_OK)
+    eg_http_resp_t resp;
+    eg_status_t st = eg_http_fetch(method, url, headers, body, len, 10000, &resp);
+    if (st != EG_OK) {
         fprintf(stderr, "engagectl: cannot reach %s: %s\n", o->url, eg_status_str(st));
-    return st;
+        return 1;
+    }
+    int rc = report(o, &resp, show);
+    eg_http_resp_free(&resp);
+    return rc;
 }
 
-/* The envelope's data of a 2xx answer (parsed into *env, caller frees), or NULL after printing
- * the server's error. */
-static eg_json_t *answer_data(const eg_http_resp_t *resp, eg_json_t **env)
+/* service|callin-group put NAME FILE.json | get NAME | delete NAME. collection is the admin
+ * API's path segment of the command: "services" or "call-in-groups". */
+static int config_cmd(const opts_t *o, const char *collection)
 {
-    char err[160];
-    *env = eg_json_parse(resp->body, resp->len, 0, err, sizeof err);
-    if (resp->status >= 200 && resp->status < 300 && eg_json_get(*env, "data"))
-        return eg_json_get(*env, "data");
-    const char *msg = eg_json_str(eg_json_get(eg_json_get(*env, "status"), "message"));
-    fprintf(stderr, "engagectl: %d %s\n", resp->status, msg ? msg : resp->body);
-    return NULL;
+    const char *verb = o->args[1];
+    bool put = o->nargs == 4 && strcmp(verb, "put") == 0;
+    bool get = o->nargs == 3 && strcmp(verb, "get") == 0;
+    bool del = o->nargs == 3 && strcmp(verb, "delete") == 0;
+    if (!put && !get && !del)
+        return usage();
+    if (!have_admin_key(o))
+        return 2;
+    size_t len = 0;
+    char *body = NULL;
+    if (put) {
+        body = read_file(o->args[3], &len);
+        if (!body) {
+            fprintf(stderr, "engagectl: cannot read %s (or it is over 1 MiB)\n", o->args[3]);
+            return 2;
+        }
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "/ges/api/v1/%s/%s", collection, o->args[2]);
+    int rc = admin_request(o, put ? "PUT" : (del ? "DELETE" : "GET"), path, body, len, NULL);
+    free(body);
+    return rc;
+}
+
+/* key create: the new key, which the server shows this once. */
+static void show_key_created(const opts_t *o, eg_json_t *data)
+{
+    const char *id = eg_json_str(eg_json_get(data, "keyId"));
+    const char *key = eg_json_str(eg_json_get(data, "apiKey"));
+    const char *role = eg_json_str(eg_json_get(data, "role"));
+    int64_t rate = eg_json_int(eg_json_get(data, "rateLimit"));
+    if (o->json) {
+        eg_json_t *out = eg_json_object();
+        eg_json_set_str(out, "keyId", id ? id : "");
+        eg_json_set_str(out, "apiKey", key ? key : "");
+        eg_json_set_str(out, "role", role ? role : "");
+        eg_json_set_int(out, "rateLimit", rate);
+        print_json(out);
+        eg_json_free(out);
+        return;
+    }
+    char rate_text[32] = "unlimited";
+    if (rate)
+        snprintf(rate_text, sizeof rate_text, "%lld/s", (long long)rate);
+    printf("key %s created (role %s, rate limit %s)\napi key: %s\n"
+           "The key is shown once; only its hash is stored.\n",
+           id ? id : "?", role ? role : "?", rate_text, key ? key : "?");
+}
+
+/* key list: one line a key. */
+static void show_key_list(const opts_t *o, eg_json_t *data)
+{
+    if (o->json) {
+        print_json_as("keys", data);
+        return;
+    }
+    printf("%-16s  %-5s  %10s  %-24s  %s\n", "KEY ID", "ROLE", "RATE/S", "CREATED", "STATUS");
+    for (size_t i = 0; i < eg_json_array_size(data); i++) {
+        eg_json_t *k = eg_json_array_get(data, i);
+        int64_t rate = eg_json_int(eg_json_get(k, "rateLimit"));
+        char rate_text[24];
+        if (rate)
+            snprintf(rate_text, sizeof rate_text, "%lld", (long long)rate);
+        else
+            snprintf(rate_text, sizeof rate_text, "unlimited");
+        printf("%-16s  %-5s  %10s  %-24s  %s\n", eg_json_str(eg_json_get(k, "keyId")),
+               eg_json_str(eg_json_get(k, "role")), rate_text,
+               eg_json_str(eg_json_get(k, "createdAt")),
+               eg_json_true(eg_json_get(k, "revoked")) ? "revoked" : "active");
+    }
+}
+
+/* key revoke KEYID */
+static void show_key_revoked(const opts_t *o, eg_json_t *data)
+{
+    if (o->json)
+        print_json_as("key", data);
+    else
+        printf("key %s revoked\n", o->args[2]);
 }
 
 /* key create [--role api|admin] [--rate-limit N] [--name LABEL] | key revoke KEYID | key list */
@@ -308,138 +345,72 @@ static int key_cmd(const opts_t *o)
     bool revoke = o->nargs == 3 && strcmp(verb, "revoke") == 0;
     if (!create && !list && !revoke)
         return usage();
-    if (!o->admin_key) {
-        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+    if (!have_admin_key(o))
         return 2;
-    }
-    char *body = NULL, path[256];
-    const char *method = "GET";
-    snprintf(path, sizeof path, "/ges/api/v1/keys");
-    if (create) {
-        eg_json_t *b = eg_json_object();
-        if (o->role)
-            eg_json_set_str(b, "role", o->role);
-        if (o->rate_limit) {
-            char *end;
-            long long v = strtoll(o->rate_limit, &end, 10);
-            if (end == o->rate_limit || *end) {
-                eg_json_free(b);
-                fprintf(stderr, "engagectl: --rate-limit must be an integer (0 = unlimited)\n");
-                return 2;
-            }
-            eg_json_set_int(b, "rateLimit", v);
-        }
-        if (o->name)
-            eg_json_set_str(b, "name", o->name);
-        body = eg_json_dump(b, NULL);
-        eg_json_free(b);
-        method = "POST";
-    } else if (revoke) {
+    if (list)
+        return admin_request(o, "GET", "/ges/api/v1/keys", NULL, 0, show_key_list);
+    if (revoke) {
+        char path[256];
         snprintf(path, sizeof path, "/ges/api/v1/keys/%.64s", o->args[2]);
-        method = "DELETE";
+        return admin_request(o, "DELETE", path, NULL, 0, show_key_revoked);
     }
-    eg_http_resp_t resp;
-    eg_status_t st = admin_call(o, method, path, body, &resp);
+    eg_json_t *b = eg_json_object();
+    if (o->role)
+        eg_json_set_str(b, "role", o->role);
+    if (o->rate_limit) {
+        char *end;
+        long long v = strtoll(o->rate_limit, &end, 10);
+        if (end == o->rate_limit || *end) {
+            eg_json_free(b);
+            fprintf(stderr, "engagectl: --rate-limit must be an integer (0 = unlimited)\n");
+            return 2;
+        }
+        eg_json_set_int(b, "rateLimit", v);
+    }
+    if (o->name)
+        eg_json_set_str(b, "name", o->name);
+    char *body = eg_json_dump(b, NULL);
+    eg_json_free(b);
+    int rc = admin_request(o, "POST", "/ges/api/v1/keys", body, strlen(body), show_key_created);
     free(body);
-    if (st != EG_OK)
-        return 1;
-    eg_json_t *env = NULL;
-    eg_json_t *data = answer_data(&resp, &env);
-    int rc = data ? 0 : 1;
-    if (data && create) {
-        const char *id = eg_json_str(eg_json_get(data, "keyId"));
-        const char *key = eg_json_str(eg_json_get(data, "apiKey"));
-        const char *role = eg_json_str(eg_json_get(data, "role"));
-        int64_t rate = eg_json_int(eg_json_get(data, "rateLimit"));
-        if (o->json) {
-            eg_json_t *out = eg_json_object();
-            eg_json_set_str(out, "keyId", id ? id : "");
-            eg_json_set_str(out, "apiKey", key ? key : "");
-            eg_json_set_str(out, "role", role ? role : "");
-            eg_json_set_int(out, "rateLimit", rate);
-            char *text = eg_json_dump(out, NULL);
-            printf("%s\n", text);
-            free(text);
-            eg_json_free(out);
-        } else {
-            char rate_text[32] = "unlimited";
-            if (rate)
-                snprintf(rate_text, sizeof rate_text, "%lld/s", (long long)rate);
-            printf("key %s created (role %s, rate limit %s)\napi key: %s\n"
-                   "The key is shown once; only its hash is stored.\n",
-                   id ? id : "?", role ? role : "?", rate_text, key ? key : "?");
-        }
-    } else if (data && o->json) {
-        eg_json_t *out = eg_json_object();
-        eg_json_set(out, revoke ? "key" : "keys", eg_json_ref(data));
-        char *text = eg_json_dump(out, NULL);
-        printf("%s\n", text);
-        free(text);
-        eg_json_free(out);
-    } else if (data && revoke) {
-        printf("key %s revoked\n", o->args[2]);
-    } else if (data) {
-        printf("%-16s  %-5s  %10s  %-24s  %s\n", "KEY ID", "ROLE", "RATE/S", "CREATED", "STATUS");
-        for (size_t i = 0; i < eg_json_array_size(data); i++) {
-            eg_json_t *k = eg_json_array_get(data, i);
-            int64_t rate = eg_json_int(eg_json_get(k, "rateLimit"));
-            char rate_text[24];
-            if (rate)
-                snprintf(rate_text, sizeof rate_text, "%lld", (long long)rate);
-            else
-                snprintf(rate_text, sizeof rate_text, "unlimited");
-            printf("%-16s  %-5s  %10s  %-24s  %s\n", eg_json_str(eg_json_get(k, "keyId")),
-                   eg_json_str(eg_json_get(k, "role")), rate_text,
-                   eg_json_str(eg_json_get(k, "createdAt")),
-                   eg_json_true(eg_json_get(k, "revoked")) ? "revoked" : "active");
-        }
-    }
-    eg_json_free(env);
-    eg_http_resp_free(&resp);
     return rc;
 }
 
-/* gdpr erase|export --phone N: through the admin API; prints the answer's data as JSON. */
+/* gdpr erase|export: export prints the answer's data as JSON, erase a summary (or the data
+ * with --json). */
+static void show_gdpr(const opts_t *o, eg_json_t *data)
+{
+    if (o->json || strcmp(o->args[1], "export") == 0) {
+        print_json(data);
+        return;
+    }
+    eg_json_t *rows = eg_json_get(data, "rows");
+    printf("erased %lld callback(s): %lld cancelled, %lld Redis record(s), PostgreSQL rows "
+           "%lld/%lld/%lld (callbacks/data/events)\n",
+           (long long)eg_json_int(eg_json_get(data, "callbacks")),
+           (long long)eg_json_int(eg_json_get(data, "cancelled")),
+           (long long)eg_json_int(eg_json_get(data, "redisDeleted")),
+           (long long)eg_json_int(eg_json_get(rows, "callbacks")),
+           (long long)eg_json_int(eg_json_get(rows, "callbackData")),
+           (long long)eg_json_int(eg_json_get(rows, "callbackEvents")));
+}
+
+/* gdpr erase|export --phone N */
 static int gdpr_cmd(const opts_t *o)
 {
     bool erase = o->nargs == 2 && strcmp(o->args[1], "erase") == 0;
     bool exp = o->nargs == 2 && strcmp(o->args[1], "export") == 0;
     if ((!erase && !exp) || !o->phone)
         return usage();
-    if (!o->admin_key) {
-        fprintf(stderr, "engagectl: no admin key (--admin-key or ENGAGE_ADMIN_KEY)\n");
+    if (!have_admin_key(o))
         return 2;
-    }
     eg_json_t *b = eg_json_object();
     eg_json_set_str(b, "phoneNumber", o->phone);
     char *body = eg_json_dump(b, NULL);
     eg_json_free(b);
-    eg_http_resp_t resp;
-    eg_status_t st = admin_call(
-        o, "POST", erase ? "/ges/api/v1/gdpr/erase" : "/ges/api/v1/gdpr/export", body, &resp);
+    int rc = admin_request(o, "POST", erase ? "/ges/api/v1/gdpr/erase" : "/ges/api/v1/gdpr/export",
+                           body, strlen(body), show_gdpr);
     free(body);
-    if (st != EG_OK)
-        return 1;
-    eg_json_t *env = NULL;
-    eg_json_t *data = answer_data(&resp, &env);
-    int rc = data ? 0 : 1;
-    if (data && (o->json || exp)) {
-        char *text = eg_json_dump(data, NULL);
-        printf("%s\n", text);
-        free(text);
-    } else if (data) {
-        eg_json_t *rows = eg_json_get(data, "rows");
-        printf("erased %lld callback(s): %lld cancelled, %lld Redis record(s), PostgreSQL rows "
-               "%lld/%lld/%lld (callbacks/data/events)\n",
-               (long long)eg_json_int(eg_json_get(data, "callbacks")),
-               (long long)eg_json_int(eg_json_get(data, "cancelled")),
-               (long long)eg_json_int(eg_json_get(data, "redisDeleted")),
-               (long long)eg_json_int(eg_json_get(rows, "callbacks")),
-               (long long)eg_json_int(eg_json_get(rows, "callbackData")),
-               (long long)eg_json_int(eg_json_get(rows, "callbackEvents")));
-    }
-    eg_json_free(env);
-    eg_http_resp_free(&resp);
     return rc;
 }
 
@@ -543,9 +514,7 @@ static int sizing_cmd(int argc, char **argv)
         sizing_json(jg, &g, true);
         eg_json_set(out, "engage", je);
         eg_json_set(out, "ges", jg);
-        char *text = eg_json_dump(out, NULL);
-        printf("%s\n", text);
-        free(text);
+        print_json(out);
         eg_json_free(out);
         return 0;
     }
@@ -610,11 +579,11 @@ int main(int argc, char **argv)
     if (strcmp(o.args[0], "tenant") == 0 && strcmp(o.args[1], "create") == 0)
         rc = tenant_create(&o);
     else if (strcmp(o.args[0], "service") == 0)
-        rc = service_cmd(&o);
+        rc = config_cmd(&o, "services");
     else if (strcmp(o.args[0], "key") == 0)
         rc = key_cmd(&o);
     else if (strcmp(o.args[0], "callin-group") == 0)
-        rc = callin_group_cmd(&o);
+        rc = config_cmd(&o, "call-in-groups");
     else if (strcmp(o.args[0], "gdpr") == 0)
         rc = gdpr_cmd(&o);
     else

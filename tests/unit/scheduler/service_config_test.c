@@ -59,6 +59,7 @@ Test(service_config, empty_object_gives_the_documented_defaults)
     cr_assert_eq(cfg.retry_max_attempts, 3);
     cr_assert_eq(cfg.retry_delay_s, 300);
     cr_assert_eq(cfg.retry_timeout_s, 14400, "an attempt is given up after 4 hours by default");
+    cr_assert_not(cfg.complete_when_closed, "a callback due while closed waits by default");
     cr_assert_str_eq(cfg.virtual_queue, "sales", "virtualQueue defaults to the service's name");
     cr_assert_eq(cfg.priority, 0);
     cr_assert_str_eq(cfg.dial_mode, "customer-first");
@@ -199,6 +200,7 @@ static const bad_case_t bad_cases[] = {
     {"retry.maxAttempts 0", "{\"retry\":{\"maxAttempts\":0}}", "retry.maxAttempts"},
     {"retry.delaySeconds 0", "{\"retry\":{\"delaySeconds\":0}}", "retry.delaySeconds"},
     {"retry.delaySeconds 86401", "{\"retry\":{\"delaySeconds\":86401}}", "retry.delaySeconds"},
+    {"closedAtDispatch other", "{\"closedAtDispatch\":\"drop\"}", "closedAtDispatch"},
     {"retry.attemptTimeoutSeconds 4", "{\"retry\":{\"attemptTimeoutSeconds\":4}}",
      "retry.attemptTimeoutSeconds"},
     {"retry.attemptTimeoutSeconds text", "{\"retry\":{\"attemptTimeoutSeconds\":\"1h\"}}",
