@@ -476,20 +476,18 @@ phase_creates() {
     log "Redis memory, 0 kB user data: ${MEM_B[0]} bytes per callback (${MEM_N[0]} callbacks)"
 }
 
-# Where a booked callback's bytes go: MEMORY USAGE of one callback's keys (its record and the
-# three per-number keys; ~50 more bytes each for the expiry entry are not in MEMORY USAGE) and
-# the due ZSET's share per member.
+# Where a booked callback's bytes go: MEMORY USAGE of one callback's keys (its record and its
+# number's hash; ~50 more bytes each for the expiry entry are not in MEMORY USAGE) and the due
+# ZSET's share per member.
 mem_breakdown() {
-    local t="$TENANT_A" id phone cb ph day active due n
+    local t="$TENANT_A" id phone cb num due n
     id="$(rcli zrange "eg:{t:$t}:due:bench" 0 0)"
     cb="$(rcli memory usage "eg:{t:$t}:cb:$id" samples 0)"
     phone="$(rcli --raw get "eg:{t:$t}:cb:$id" | grep -ao '+[0-9]\{8,15\}' | awk 'NR == 1')"
-    ph="$(rcli memory usage "eg:{t:$t}:ph:$phone" samples 0)"
-    day="$(rcli memory usage "eg:{t:$t}:day:bench:$phone" samples 0)"
-    active="$(rcli memory usage "eg:{t:$t}:active:bench:$phone" samples 0)"
+    num="$(rcli memory usage "eg:{t:$t}:n:$phone" samples 0)"
     n="$(rcli zcard "eg:{t:$t}:due:bench")"
     due="$(calc "$(rcli memory usage "eg:{t:$t}:due:bench" samples 0) / $n")"
-    note "- one booked callback's keys (MEMORY USAGE): record ${cb:-?} B, per-number keys ph ${ph:-?} B + day ${day:-?} B + active ${active:-?} B, due ZSET $(round "$due") B per member"
+    note "- one booked callback's keys (MEMORY USAGE): record ${cb:-?} B, the number's hash ${num:-?} B, due ZSET $(round "$due") B per member"
 }
 
 # mem_population KB COUNT KEYSFILE: COUNT scheduled creates with KB of user data, far ahead;

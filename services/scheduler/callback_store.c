@@ -12,30 +12,35 @@
 #include "engage/log.h"
 #include "engage/mem.h"
 
-/* KEYS: cb, index, slots, outbox, active (SET of the number's live ids in the service),
- *       day (ZSET of the number's creates in the service by time), phone (ZSET of the tenant's
- *       ids for the number, for find), idem (the Idempotency-Key's id), watch.
+/* KEYS: cb, index, slots, outbox, number (the HASH of the tenant's number: see the .h), idem
+ *       (the Idempotency-Key's id), watch.
  * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob,
  *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none),
- *       watch score ("" = not watched).
+ *       watch score ("" = not watched), service.
  * Returns 1 created, -1 id exists, {0, used} slot full, {2, id} idempotent replay,
  *         {3, n} per-day limit, {4, n} active limit. */
 static const char create_lua[] =
     "if ARGV[12] ~= '' then\n"
-    "  local prev = redis.call('GET', KEYS[8])\n"
+    "  local prev = redis.call('GET', KEYS[6])\n"
     "  if prev then return {2, prev} end\n"
     "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
     "local now = tonumber(ARGV[9])\n"
+    "local af, df = 'a:' .. ARGV[14], 'd:' .. ARGV[14]\n"
+    "local num = redis.call('HMGET', KEYS[5], af, df)\n"
+    "local live = tonumber(num[1] or '0')\n"
+    "local fields = {'i:' .. ARGV[2], ARGV[9], af, live + 1}\n"
     "if tonumber(ARGV[11]) > 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 86400000)\n"
-    "  local n = redis.call('ZCARD', KEYS[6])\n"
-    "  if n >= tonumber(ARGV[11]) then return {3, n} end\n"
+    /* The number's creates of the last 24 h, as seconds, oldest first. */
+    "  local kept, since = {}, math.floor(now / 1000) - 86400\n"
+    "  for t in string.gmatch(num[2] or '', '%d+') do\n"
+    "    if tonumber(t) > since then kept[#kept + 1] = t end\n"
+    "  end\n"
+    "  if #kept >= tonumber(ARGV[11]) then return {3, #kept} end\n"
+    "  kept[#kept + 1] = tostring(math.floor(now / 1000))\n"
+    "  fields[5], fields[6] = df, table.concat(kept, ' ')\n"
     "end\n"
-    "if tonumber(ARGV[10]) > 0 then\n"
-    "  local n = redis.call('SCARD', KEYS[5])\n"
-    "  if n >= tonumber(ARGV[10]) then return {4, n} end\n"
-    "end\n"
+    "if tonumber(ARGV[10]) > 0 and live >= tonumber(ARGV[10]) then return {4, live} end\n"
     "if ARGV[5] ~= '' then\n"
     "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')\n"
     "  if used >= tonumber(ARGV[6]) then return {0, used} end\n"
@@ -43,23 +48,20 @@ static const char create_lua[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])\n"
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
-    "if ARGV[13] ~= '' then redis.call('ZADD', KEYS[9], ARGV[13], ARGV[2]) end\n"
-    "redis.call('ZADD', KEYS[6], now, ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[6], 86400000)\n"
-    "redis.call('SADD', KEYS[5], ARGV[2])\n"
-    "redis.call('ZADD', KEYS[7], now, ARGV[2])\n"
-    /* The number's index keys live as long as their longest-lived member: never shorten. */
-    "for _, k in ipairs({KEYS[5], KEYS[7]}) do\n"
-    "  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end\n"
-    "end\n"
-    "if ARGV[12] ~= '' then redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[12]) end\n"
+    "if ARGV[13] ~= '' then redis.call('ZADD', KEYS[7], ARGV[13], ARGV[2]) end\n"
+    "redis.call('HSET', KEYS[5], unpack(fields))\n"
+    /* The number's hash lives as long as its longest-lived record: never shorten. */
+    "if redis.call('PTTL', KEYS[5]) < tonumber(ARGV[4]) then\n"
+    "  redis.call('PEXPIRE', KEYS[5], ARGV[4]) end\n"
+    "if ARGV[12] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[12]) end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
     "return 1\n";
 
-/* KEYS: cb, due, queue, watch, slots, outbox, active set of the number.
+/* KEYS: cb, due, queue, watch, slots, outbox, number hash.
  * ARGV: old blob, new blob, id, then for due, queue and watch in turn an operation ("a" add,
  *       "r" remove, "" leave) and its score; ttl ms, slot field to release ("" none), event id,
- *       event blob, "1" when the callback is no longer live (leaves the active set).
+ *       event blob, the number hash's live-count field ("a:<service>") when the callback is no
+ *       longer live, else "".
  * Returns 1 done, 0 conflict (the record changed or vanished). */
 static const char transition_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -73,11 +75,12 @@ static const char transition_lua[] =
     "  if redis.call('HINCRBY', KEYS[5], ARGV[11], -1) <= 0 then\n"
     "    redis.call('HDEL', KEYS[5], ARGV[11]) end\n"
     "end\n"
-    "if ARGV[14] == '1' then redis.call('SREM', KEYS[7], ARGV[3]) end\n"
+    "if ARGV[14] ~= '' and redis.call('HINCRBY', KEYS[7], ARGV[14], -1) <= 0 then\n"
+    "  redis.call('HDEL', KEYS[7], ARGV[14]) end\n"
     "redis.call('XADD', KEYS[6], '*', 'e', ARGV[12], 'd', ARGV[13])\n"
     "return 1\n";
 
-/* KEYS: cb, due, slots, outbox, active set of the number, phone index of the number.
+/* KEYS: cb, due, slots, outbox, number hash.
  * ARGV: old blob, new blob, id, due score, ttl ms, old slot field, new slot field, new slot
  *       capacity, event id, event blob.
  * Returns 1 moved, 0 conflict, {0, used} new slot full. */
@@ -92,11 +95,9 @@ static const char reschedule_lua[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
     "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    /* A later desired time keeps the record longer: its number's index keys too. */
-    "for _, k in ipairs({KEYS[5], KEYS[6]}) do\n"
-    "  local t = redis.call('PTTL', k)\n"
-    "  if t ~= -2 and t < tonumber(ARGV[5]) then redis.call('PEXPIRE', k, ARGV[5]) end\n"
-    "end\n"
+    /* A later desired time keeps the record longer: its number's hash too. */
+    "local t = redis.call('PTTL', KEYS[5])\n"
+    "if t ~= -2 and t < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[5], ARGV[5]) end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[9], 'd', ARGV[10])\n"
     "return 1\n";
 
@@ -196,30 +197,21 @@ static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
     return b;
 }
 
-/* "<service>:<phone>": the key suffix of a number's per-service sets. */
-static void phone_rest(char *out, size_t outlen, const Eg__Callback *cb)
-{
-    snprintf(out, outlen, "%s:%s", cb->service, cb->phone);
-}
-
 eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
                             const Eg__Event *ev, const cb_create_opts_t *opts,
                             cb_create_result_t *res)
 {
-    char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_active[300], k_day[300], k_phone[200],
-        k_idem[400], k_w[200], rest[240], score[32], ttl[32], slot[32], cap[16], now[32],
-        max_active[16], max_day[16], idem_ttl[32], watch[32];
+    char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_num[200], k_idem[400], k_w[200],
+        score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16], idem_ttl[32],
+        watch[32];
     const char *kind = index_kind(cb->state);
     bool idem = opts->idem_key && *opts->idem_key;
     memset(res, 0, sizeof *res);
-    phone_rest(rest, sizeof rest, cb);
     cb_key(k_cb, sizeof k_cb, cb->tenant_id, "cb", cb->id);
     cb_key(k_idx, sizeof k_idx, cb->tenant_id, kind ? kind : "q", cb->service);
     cb_key(k_slots, sizeof k_slots, cb->tenant_id, "slots", cb->service);
     cb_key(k_out, sizeof k_out, cb->tenant_id, "outbox", NULL);
-    cb_key(k_active, sizeof k_active, cb->tenant_id, "active", rest);
-    cb_key(k_day, sizeof k_day, cb->tenant_id, "day", rest);
-    cb_key(k_phone, sizeof k_phone, cb->tenant_id, "ph", cb->phone);
+    cb_key(k_num, sizeof k_num, cb->tenant_id, "n", cb->phone);
     cb_key(k_idem, sizeof k_idem, cb->tenant_id, "idem", idem ? opts->idem_key : "-");
     cb_key(k_w, sizeof k_w, cb->tenant_id, "w", cb->service);
     watch[0] = '\0';
@@ -241,11 +233,10 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(cb, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,       k_idx,   k_slots,  k_out,        k_active,    k_day,
-                          k_phone,    k_idem,  k_w,      (char *)blob, cb->id,      score,
-                          ttl,        slot,    cap,      ev->event_id, (char *)evb, now,
-                          max_active, max_day, idem_ttl, watch};
-    enum { N_KEYS = 9, BLOB = 9, EVB = 16 };
+    const char *argv[] = {k_cb,         k_idx,  k_slots,    k_out,   k_num,    k_idem, k_w,
+                          (char *)blob, cb->id, score,      ttl,     slot,     cap,    ev->event_id,
+                          (char *)evb,  now,    max_active, max_day, idem_ttl, watch,  cb->service};
+    enum { N_KEYS = 7, BLOB = 7, EVB = 14 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
         lens[i] = (i == BLOB || i == EVB) ? 0 : strlen(argv[i]); /* binary ones below */
@@ -319,8 +310,8 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 const Eg__Event *ev, int release_slot)
 {
-    char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_active[300],
-        rest[240], ttl[32], slot[32];
+    char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_num[200],
+        live_field[140], ttl[32], slot[32];
     index_op_t due, q, watch;
     bool was_sched = prev->state == EG__STATE__STATE_SCHEDULED;
     index_op(&due, was_sched, prev->due_ms, next->state == EG__STATE__STATE_SCHEDULED,
@@ -331,8 +322,7 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     index_op(&watch, watched(prev), prev->watch_ms, watched(next), next->watch_ms);
     if (was_sched && next->state == EG__STATE__STATE_SCHEDULED)
         due.op = "a"; /* deferred or retried: always rewrite the due time */
-    phone_rest(rest, sizeof rest, next);
-    cb_key(k_active, sizeof k_active, next->tenant_id, "active", rest);
+    cb_key(k_num, sizeof k_num, next->tenant_id, "n", next->phone);
     cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
     cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
     cb_key(k_q, sizeof k_q, next->tenant_id, "q", next->service);
@@ -347,9 +337,12 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *done = next->state == EG__STATE__STATE_COMPLETED ? "1" : "0";
+    live_field[0] = '\0';
+    if (next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED)
+        snprintf(live_field, sizeof live_field, "a:%s", next->service);
+    const char *done = live_field;
     const char *argv[] = {k_cb,         k_due,       k_q,          k_w,         k_slots, k_out,
-                          k_active,     old,         (char *)blob, next->id,    due.op,  due.score,
+                          k_num,        old,         (char *)blob, next->id,    due.op,  due.score,
                           q.op,         q.score,     watch.op,     watch.score, ttl,     slot,
                           ev->event_id, (char *)evb, done};
     enum { N_KEYS = 7, OLD = 7, BLOB = 8, EVB = 19 };
@@ -592,11 +585,9 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 int capacity, const Eg__Event *ev, int *used)
 {
-    char k_cb[160], k_due[200], k_slots[200], k_out[120], k_active[300], k_phone[200], rest[240],
-        score[32], ttl[32], old_slot[32], new_slot[32], cap[16];
-    phone_rest(rest, sizeof rest, next);
-    cb_key(k_active, sizeof k_active, next->tenant_id, "active", rest);
-    cb_key(k_phone, sizeof k_phone, next->tenant_id, "ph", next->phone);
+    char k_cb[160], k_due[200], k_slots[200], k_out[120], k_num[200], score[32], ttl[32],
+        old_slot[32], new_slot[32], cap[16];
+    cb_key(k_num, sizeof k_num, next->tenant_id, "n", next->phone);
     cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
     cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
     cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
@@ -611,17 +602,19 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,     k_due,        k_slots,      k_out,      k_active, k_phone,
-                          old,      (char *)blob, next->id,     score,      ttl,      old_slot,
-                          new_slot, cap,          ev->event_id, (char *)evb};
+    const char *argv[] = {k_cb,     k_due,        k_slots,  k_out,        k_num,
+                          old,      (char *)blob, next->id, score,        ttl,
+                          old_slot, new_slot,     cap,      ev->event_id, (char *)evb};
+    enum { N_KEYS = 5, OLD = 5, BLOB = 6, EVB = 14 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == 6 || i == 7 || i == 15) ? 0 : strlen(argv[i]);
-    lens[6] = old_len;
-    lens[7] = blob_len;
-    lens[15] = ev_len;
+        lens[i] = (i == OLD || i == BLOB || i == EVB) ? 0 : strlen(argv[i]);
+    lens[OLD] = old_len;
+    lens[BLOB] = blob_len;
+    lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->reschedule, 6, 16, argv, lens, &r);
+    eg_status_t st = eg_store_eval(store, scripts->reschedule, N_KEYS,
+                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
     if (st == EG_OK) {
         if (r->type == EG_REPLY_INTEGER)
             st = r->integer == 1 ? EG_OK : EG_ECONFLICT;
@@ -639,19 +632,44 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
     return st;
 }
 
+typedef struct {
+    const char *id;
+    size_t len;
+    long long created;
+} phone_id_t;
+
+static int newest_first(const void *a, const void *b)
+{
+    const phone_id_t *x = a, *y = b;
+    return x->created < y->created ? 1 : x->created > y->created ? -1 : 0;
+}
+
 eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char *phone, int max,
                                char **ids, int *count)
 {
-    char k_phone[200], stop[16];
-    cb_key(k_phone, sizeof k_phone, tenant, "ph", phone);
-    snprintf(stop, sizeof stop, "%d", max - 1);
-    const char *argv[] = {"ZREVRANGE", k_phone, "0", stop};
+    char k_num[200];
+    cb_key(k_num, sizeof k_num, tenant, "n", phone);
+    const char *argv[] = {"HGETALL", k_num};
     eg_reply_t *r = NULL;
     *count = 0;
-    eg_status_t st = eg_store_command(store, 4, argv, NULL, &r);
-    if (st == EG_OK && r->type == EG_REPLY_ARRAY)
-        for (size_t i = 0; i < r->elements && (int)i < max; i++)
-            ids[(*count)++] = eg_xstrndup(r->element[i]->str, r->element[i]->len);
+    eg_status_t st = eg_store_command(store, 2, argv, NULL, &r);
+    if (st == EG_OK && r->type == EG_REPLY_ARRAY) {
+        phone_id_t *all = eg_xcalloc(r->elements / 2 + 1, sizeof *all);
+        size_t n = 0;
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const eg_reply_t *f = r->element[i];
+            if (f->len > 2 && f->str[0] == 'i' && f->str[1] == ':') {
+                all[n].id = f->str + 2;
+                all[n].len = f->len - 2;
+                all[n].created = strtoll(r->element[i + 1]->str, NULL, 10);
+                n++;
+            }
+        }
+        qsort(all, n, sizeof *all, newest_first);
+        for (size_t i = 0; i < n && *count < max; i++)
+            ids[(*count)++] = eg_xstrndup(all[i].id, all[i].len);
+        free(all);
+    }
     eg_reply_free(r);
     return st;
 }

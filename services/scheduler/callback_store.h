@@ -9,15 +9,18 @@
  *                           PROCESSING): the dispatcher gives up an attempt still there then
  *   eg:{t:T}:slots:<service> HASH slot start (ms) -> callbacks booked in that slot
  *   eg:{t:T}:outbox         STREAM of packed Events not yet relayed to JetStream
- *   eg:{t:T}:ph:<phone>     ZSET id -> created ms: every callback of a number (find, GDPR)
- *   eg:{t:T}:active:<service>:<phone>  SET of the number's callbacks not yet COMPLETED
- *   eg:{t:T}:day:<service>:<phone>     ZSET id -> created ms of the last 24 h (per-day limit)
+ *   eg:{t:T}:n:<phone>      HASH, one per number (a small listpack): i:<id> -> created ms for
+ *                           every callback of the number (find, GDPR); a:<service> -> its
+ *                           callbacks in the service not yet COMPLETED (per-number limit);
+ *                           d:<service> -> the seconds of its creates in the service in the last
+ *                           24 h, space-separated (per-day limit; kept only when the service
+ *                           has one)
  *   eg:{t:T}:idem:<key>     the Idempotency-Key's callback id, for 24 hours
  *
- * Expiry: a record expires at desired time + 14 days (created time for immediate ones); ph and
- * active expire with their longest-lived member (create and reschedule only ever lengthen
- * them), day after 24 hours without a create, idem after 24 hours. So nothing of a number
- * outlives its last record (tests/e2e/retention_test.c checks each family's TTL).
+ * Expiry: a record expires at desired time + 14 days (created time for immediate ones); the
+ * number's hash with its longest-lived record (create and reschedule only ever lengthen it),
+ * idem after 24 hours. So nothing of a number outlives its last record
+ * (tests/e2e/retention_test.c checks each family's TTL).
  *
  * Writes are compare-and-set against the blob read before: a concurrent change makes the
  * script answer "conflict" and the caller reads again. */

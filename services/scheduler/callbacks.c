@@ -378,8 +378,17 @@ typedef lc_verdict_t (*mutate_fn)(const Eg__Callback *prev, Eg__Callback *next, 
 /* Read, change, compare-and-set; again when the record changed meanwhile. On EG_OK with a write,
  * *written (when non-NULL) receives the new record (caller frees). LC_IGNORE is EG_OK with
  * *written NULL. */
-static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate_fn mutate,
-                         void *arg, Eg__Callback **written, Eg__State *from)
+/* A record already read (and its blob), handed to apply_read for its first try. */
+typedef struct {
+    Eg__Callback *cb;
+    char *blob;
+    size_t len;
+} cb_read_t;
+
+/* apply, starting from a record the caller read (owned by apply_read from then on) instead of
+ * reading it again; NULL reads it. */
+static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, mutate_fn mutate,
+                              void *arg, Eg__Callback **written, Eg__State *from, cb_read_t *read)
 {
     if (written)
         *written = NULL;
@@ -387,7 +396,14 @@ static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate
         Eg__Callback *prev = NULL, *next = NULL;
         char *blob = NULL, event_id[EG_UUID_STR_LEN + 1];
         size_t blob_len = 0;
-        eg_status_t st = cb_store_get(w->store, tenant, id, &prev, &blob, &blob_len);
+        eg_status_t st = EG_OK;
+        if (attempt == 0 && read && read->cb) {
+            prev = read->cb;
+            blob = read->blob;
+            blob_len = read->len;
+        } else {
+            st = cb_store_get(w->store, tenant, id, &prev, &blob, &blob_len);
+        }
         if (st != EG_OK)
             return st;
         if (from)
@@ -426,6 +442,12 @@ static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate
             return st;
     }
     return EG_ECONFLICT;
+}
+
+static eg_status_t apply(worker_t *w, const char *tenant, const char *id, mutate_fn mutate,
+                         void *arg, Eg__Callback **written, Eg__State *from)
+{
+    return apply_read(w, tenant, id, mutate, arg, written, from, NULL);
 }
 
 static lc_verdict_t mutate_cancel(const Eg__Callback *prev, Eg__Callback *next, void *arg,
@@ -482,20 +504,23 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
         set_status(reply, EG_EINVAL, "result: '%.40s' is not a call.progress result", req->result);
         return;
     }
-    /* Retry settings come from the callback's service; read the record's service first. */
-    Eg__Callback *cur = NULL;
-    eg_status_t st = cb_store_get(w->store, req->tenant_id, req->callback_id, &cur, NULL, NULL);
+    /* Retry settings come from the callback's service: the record read for them is the one the
+     * first compare-and-set starts from. */
+    cb_read_t cur = {0};
+    eg_status_t st =
+        cb_store_get(w->store, req->tenant_id, req->callback_id, &cur.cb, &cur.blob, &cur.len);
     if (st == EG_OK) {
         const svc_config_t *svc = NULL;
-        if (svc_registry_get(w->s->services, w->pg, cur->tenant_id, cur->service, &svc) == EG_OK) {
+        if (svc_registry_get(w->s->services, w->pg, cur.cb->tenant_id, cur.cb->service, &svc) ==
+            EG_OK) {
             p.retry.max_attempts = svc->retry_max_attempts;
             p.retry.delay_s = svc->retry_delay_s;
             p.retry.timeout_s = svc->retry_timeout_s;
             svc_registry_release(w->s->services, svc);
         }
-        eg__callback__free_unpacked(cur, NULL);
         Eg__Callback *done = NULL;
-        st = apply(w, req->tenant_id, req->callback_id, mutate_progress, &p, &done, NULL);
+        st =
+            apply_read(w, req->tenant_id, req->callback_id, mutate_progress, &p, &done, NULL, &cur);
         if (st == EG_OK && done) {
             eg_counter_inc(w->s->progress);
             eg_log_info("callback %s attempt %u: %s -> %s%s%s", req->callback_id, req->attempt,

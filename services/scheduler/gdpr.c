@@ -1,14 +1,14 @@
 /* The scheduler's half of a GDPR erase: cancel, then delete, a number's callbacks in Redis.
  *
- * The number's callbacks are found through its per-phone index (eg:{t:T}:ph:<phone>, every
- * callback booked for the number, kept as long as the newest of them). Each active one is
+ * The number's callbacks are found through its hash (eg:{t:T}:n:<phone>: every callback booked
+ * for the number, kept as long as the longest-lived of them). Each active one is
  * cancelled exactly as the API cancels (compare-and-set, an event in the outbox, the voice
  * platform told through the relay and the ors-bridge); the cancel events reach the archiver,
  * which drops them because the erase tombstoned those ids first (services/archiver/gdpr.c). Then
- * one pipelined round trip deletes the records, their entries in the services' due and queue
- * ZSETs, and the number's index keys: the per-phone ZSET and, for every service of the tenant,
- * the number's active set and per-day ZSET. The deletes are not one atomic step; they do not
- * need to be: each is idempotent, and an erase that fails half-way is repeated.
+ * one pipelined round trip deletes the records, their entries in the services' due, queue and
+ * watch ZSETs, and the number's hash (its index, live counts and per-day history). The deletes are
+ * not one atomic step; they do not need to be: each is idempotent, and an erase that fails half-way
+ * is repeated.
  *
  * A callback with an agent (PROCESSING) cannot be cancelled, so the erase refuses (EG_ECONFLICT)
  * before changing anything; it is repeated once the call has ended.
@@ -90,32 +90,12 @@ static void reply_send(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__GdprEraseReply *r, 
     r->status = NULL;
 }
 
-/* The names of the tenant's services (malloc'd; *n of them). */
-static eg_status_t tenant_services(worker_t *w, const char *tenant, char ***names, size_t *n)
-{
-    eg_pg_res_t *res = NULL;
-    const char *p[1] = {tenant};
-    *names = NULL;
-    *n = 0;
-    eg_status_t st =
-        eg_pg_exec(w->pg, "SELECT name FROM services WHERE tenant_id = $1::uuid", 1, p, &res);
-    if (st == EG_OK && eg_pg_rows(res) > 0) {
-        *names = eg_xcalloc((size_t)eg_pg_rows(res), sizeof **names);
-        for (int i = 0; i < eg_pg_rows(res); i++)
-            (*names)[(*n)++] = eg_xstrdup(eg_pg_value(res, i, 0));
-    }
-    eg_pg_res_free(res);
-    return st;
-}
-
 /* Delete the records and index keys (one pipelined round trip). *deleted = records deleted. */
 static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phone, char **ids,
-                               Eg__Callback **cbs, int n, char **services, size_t nsvc,
-                               int32_t *deleted)
+                               Eg__Callback **cbs, int n, int32_t *deleted)
 {
     pipe_t p;
-    char rest[KEY_LEN];
-    pipe_init(&p, (size_t)n * 4 + nsvc * 2 + 1);
+    pipe_init(&p, (size_t)n * 4 + 1);
     for (int i = 0; i < n; i++) {
         pipe_add(&p, tenant, "cb", ids[i], NULL, true);
         if (cbs[i] != NULL) {
@@ -124,12 +104,7 @@ static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phon
             pipe_add(&p, tenant, "w", cbs[i]->service, ids[i], false);
         }
     }
-    for (size_t i = 0; i < nsvc; i++) {
-        snprintf(rest, sizeof rest, "%s:%s", services[i], phone);
-        pipe_add(&p, tenant, "active", rest, NULL, false);
-        pipe_add(&p, tenant, "day", rest, NULL, false);
-    }
-    pipe_add(&p, tenant, "ph", phone, NULL, false);
+    pipe_add(&p, tenant, "n", phone, NULL, false);
     eg_reply_t **replies = eg_xcalloc(p.n, sizeof *replies);
     eg_status_t st = eg_store_pipeline(w->store, p.n, p.argcs, p.cmds, replies);
     *deleted = 0;
@@ -199,23 +174,6 @@ static eg_status_t erase_callin_requests(worker_t *w, const char *tenant, const 
     return st;
 }
 
-/* Add the services of the records to the tenant's list (a service deleted since still has
- * keys). */
-static void add_record_services(Eg__Callback **cbs, int n, char ***services, size_t *nsvc)
-{
-    for (int i = 0; i < n; i++) {
-        if (cbs[i] == NULL)
-            continue;
-        bool known = false;
-        for (size_t j = 0; j < *nsvc && !known; j++)
-            known = strcmp((*services)[j], cbs[i]->service) == 0;
-        if (!known) {
-            *services = eg_xrealloc(*services, (*nsvc + 1) * sizeof **services);
-            (*services)[(*nsvc)++] = eg_xstrdup(cbs[i]->service);
-        }
-    }
-}
-
 /* Did the callback reach COMPLETED (or vanish)? A cancel refused as "not cancellable" means
  * that, or that an agent took it meanwhile. */
 static bool completed_now(worker_t *w, const char *tenant, const char *id)
@@ -235,10 +193,9 @@ eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     if (req == NULL)
         return EG_EPROTO;
     Eg__GdprEraseReply r = EG__GDPR_ERASE_REPLY__INIT;
-    char **ids = eg_xcalloc(GDPR_SCAN_MAX, sizeof *ids), **services = NULL;
+    char **ids = eg_xcalloc(GDPR_SCAN_MAX, sizeof *ids);
     Eg__Callback **cbs = eg_xcalloc(GDPR_SCAN_MAX, sizeof *cbs);
     char why[256] = "", masked[24];
-    size_t nsvc = 0;
     int n = 0;
     eg_log_mask_phone(req->phone, masked, sizeof masked);
 
@@ -292,11 +249,6 @@ eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
             }
             cb_reply_clear(&cr);
         }
-        if (st == EG_OK) {
-            st = tenant_services(w, req->tenant_id, &services, &nsvc);
-            if (st != EG_OK)
-                snprintf(why, sizeof why, "configuration store unavailable");
-        }
         int callin = 0;
         if (st == EG_OK) {
             st = erase_callin_requests(w, req->tenant_id, req->phone, &callin);
@@ -306,9 +258,7 @@ eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
                 eg_log_info("GDPR erase of %s: %d call-in request(s) deleted", masked, callin);
         }
         if (st == EG_OK) {
-            add_record_services(cbs, n, &services, &nsvc);
-            st = delete_keys(w, req->tenant_id, req->phone, ids, cbs, n, services, nsvc,
-                             &r.redis_deleted);
+            st = delete_keys(w, req->tenant_id, req->phone, ids, cbs, n, &r.redis_deleted);
             if (st != EG_OK)
                 snprintf(why, sizeof why, "callback store unavailable");
         }
@@ -330,9 +280,6 @@ out:
         if (cbs[i] != NULL)
             eg__callback__free_unpacked(cbs[i], NULL);
     }
-    for (size_t i = 0; i < nsvc; i++)
-        free(services[i]);
-    free(services);
     free(ids);
     free(cbs);
     eg__gdpr_request__free_unpacked(req, NULL);
