@@ -13,7 +13,7 @@
 #include "engage/mem.h"
 
 /* KEYS: cb, index, slots, outbox, number (the HASH of the tenant's number: see the .h), idem
- *       (the Idempotency-Key's id), watch.
+ *       (the Idempotency-Key's id), watch, daily (the service's counters of the UTC day).
  * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob,
  *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none),
  *       watch score ("" = not watched), service.
@@ -55,13 +55,19 @@ static const char create_lua[] =
     "  redis.call('PEXPIRE', KEYS[5], ARGV[4]) end\n"
     "if ARGV[12] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[12]) end\n"
     "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
+    /* The day's counter expires 3 days after its first use. */
+    "if redis.call('HINCRBY', KEYS[8], 'created', 1) == 1 then\n"
+    "  redis.call('PEXPIRE', KEYS[8], 259200000) end\n"
     "return 1\n";
 
-/* KEYS: cb, due, queue, watch, slots, outbox, number hash.
+/* KEYS: cb, due, queue, watch, slots, outbox, number hash, served (the virtual queue's last
+ *       serve times), stats (the service's live counters), daily (the service's counters of the
+ *       UTC day of the change).
  * ARGV: old blob, new blob, id, then for due, queue and watch in turn an operation ("a" add,
  *       "r" remove, "" leave) and its score; ttl ms, slot field to release ("" none), event id,
  *       event blob, the number hash's live-count field ("a:<service>") when the callback is no
- *       longer live, else "".
+ *       longer live, else ""; "+" when an agent took it (PROCESSING), "-" when it left
+ *       PROCESSING, else ""; "1" when it completed; now ms.
  * Returns 1 done, 0 conflict (the record changed or vanished). */
 static const char transition_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -78,6 +84,13 @@ static const char transition_lua[] =
     "if ARGV[14] ~= '' and redis.call('HINCRBY', KEYS[7], ARGV[14], -1) <= 0 then\n"
     "  redis.call('HDEL', KEYS[7], ARGV[14]) end\n"
     "redis.call('XADD', KEYS[6], '*', 'e', ARGV[12], 'd', ARGV[13])\n"
+    "if ARGV[15] == '+' then\n"
+    "  redis.call('LPUSH', KEYS[8], ARGV[17])\n"
+    "  redis.call('LTRIM', KEYS[8], 0, 31)\n"
+    "  redis.call('HINCRBY', KEYS[9], 'processing', 1)\n"
+    "elseif ARGV[15] == '-' then redis.call('HINCRBY', KEYS[9], 'processing', -1) end\n"
+    "if ARGV[16] == '1' and redis.call('HINCRBY', KEYS[10], 'completed', 1) == 1 then\n"
+    "  redis.call('PEXPIRE', KEYS[10], 259200000) end\n"
     "return 1\n";
 
 /* KEYS: cb, due, slots, outbox, number hash.
@@ -170,6 +183,14 @@ static bool watched(const Eg__Callback *cb)
             cb->state == EG__STATE__STATE_PROCESSING);
 }
 
+/* The service's counters of the UTC day of cb's last change. */
+static void daily_key(char *out, size_t outlen, const Eg__Callback *cb)
+{
+    char rest[200];
+    snprintf(rest, sizeof rest, "%s:%" PRId64, cb->service, cb->updated_ms / 86400000);
+    cb_key(out, outlen, cb->tenant_id, "daily", rest);
+}
+
 static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
 {
     /* Kept 14 days after its desired time, or after its last change when that is later (a
@@ -202,8 +223,8 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
                             cb_create_result_t *res)
 {
     char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_num[200], k_idem[400], k_w[200],
-        score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16], idem_ttl[32],
-        watch[32];
+        k_daily[260], score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16],
+        idem_ttl[32], watch[32];
     const char *kind = index_kind(cb->state);
     bool idem = opts->idem_key && *opts->idem_key;
     memset(res, 0, sizeof *res);
@@ -214,6 +235,7 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     cb_key(k_num, sizeof k_num, cb->tenant_id, "n", cb->phone);
     cb_key(k_idem, sizeof k_idem, cb->tenant_id, "idem", idem ? opts->idem_key : "-");
     cb_key(k_w, sizeof k_w, cb->tenant_id, "w", cb->service);
+    daily_key(k_daily, sizeof k_daily, cb);
     watch[0] = '\0';
     if (watched(cb))
         snprintf(watch, sizeof watch, "%" PRId64, cb->watch_ms);
@@ -233,10 +255,11 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(cb, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,         k_idx,  k_slots,    k_out,   k_num,    k_idem, k_w,
-                          (char *)blob, cb->id, score,      ttl,     slot,     cap,    ev->event_id,
-                          (char *)evb,  now,    max_active, max_day, idem_ttl, watch,  cb->service};
-    enum { N_KEYS = 7, BLOB = 7, EVB = 14 };
+    const char *argv[] = {k_cb,    k_idx,    k_slots,      k_out,       k_num, k_idem,
+                          k_w,     k_daily,  (char *)blob, cb->id,      score, ttl,
+                          slot,    cap,      ev->event_id, (char *)evb, now,   max_active,
+                          max_day, idem_ttl, watch,        cb->service};
+    enum { N_KEYS = 8, BLOB = 8, EVB = 15 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
         lens[i] = (i == BLOB || i == EVB) ? 0 : strlen(argv[i]); /* binary ones below */
@@ -311,7 +334,7 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
                                 const Eg__Event *ev, int release_slot)
 {
     char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_num[200],
-        live_field[140], ttl[32], slot[32];
+        k_served[200], k_stats[200], k_daily[260], live_field[140], ttl[32], slot[32], now[32];
     index_op_t due, q, watch;
     bool was_sched = prev->state == EG__STATE__STATE_SCHEDULED;
     index_op(&due, was_sched, prev->due_ms, next->state == EG__STATE__STATE_SCHEDULED,
@@ -329,6 +352,18 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     cb_key(k_w, sizeof k_w, next->tenant_id, "w", next->service);
     cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
     cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
+    cb_key(k_served, sizeof k_served, next->tenant_id, "served", next->virtual_queue);
+    cb_key(k_stats, sizeof k_stats, next->tenant_id, "stats", next->service);
+    daily_key(k_daily, sizeof k_daily, next);
+    snprintf(now, sizeof now, "%" PRId64, next->updated_ms);
+    bool processing = next->state == EG__STATE__STATE_PROCESSING,
+         was_processing = prev->state == EG__STATE__STATE_PROCESSING;
+    const char *agent = processing && !was_processing   ? "+"
+                        : !processing && was_processing ? "-"
+                                                        : "";
+    const char *completed =
+        next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED ? "1"
+                                                                                               : "";
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
     slot[0] = '\0';
     if (release_slot && prev->slot_start_ms)
@@ -341,11 +376,12 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     if (next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED)
         snprintf(live_field, sizeof live_field, "a:%s", next->service);
     const char *done = live_field;
-    const char *argv[] = {k_cb,         k_due,       k_q,          k_w,         k_slots, k_out,
-                          k_num,        old,         (char *)blob, next->id,    due.op,  due.score,
-                          q.op,         q.score,     watch.op,     watch.score, ttl,     slot,
-                          ev->event_id, (char *)evb, done};
-    enum { N_KEYS = 7, OLD = 7, BLOB = 8, EVB = 19 };
+    const char *argv[] = {
+        k_cb,         k_due,       k_q,     k_w,      k_slots,      k_out,    k_num,
+        k_served,     k_stats,     k_daily, old,      (char *)blob, next->id, due.op,
+        due.score,    q.op,        q.score, watch.op, watch.score,  ttl,      slot,
+        ev->event_id, (char *)evb, done,    agent,    completed,    now};
+    enum { N_KEYS = 10, OLD = 10, BLOB = 11, EVB = 22 };
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
         lens[i] = (i == OLD || i == BLOB || i == EVB) ? 0 : strlen(argv[i]);
@@ -406,7 +442,7 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
 eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
                                  bool *lowered)
 {
-    char member[200], due[32], now[32], k_served[200], k_stats[200], k_daily[240], day[16];
+    char member[200], due[32];
     snprintf(member, sizeof member, "%s|%s", cb->tenant_id, cb->service);
     /* The due index learns the earliest time a dispatcher must look at this service: a due
      * time, or the watch time of an attempt just handed over (later changes only move a watch
@@ -416,54 +452,16 @@ eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Ca
     bool index_it = cb->state == EG__STATE__STATE_SCHEDULED || (watched(cb) && !from_live);
     snprintf(due, sizeof due, "%" PRId64,
              cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms);
-    snprintf(now, sizeof now, "%" PRId64, cb->updated_ms);
-    cb_key(k_served, sizeof k_served, cb->tenant_id, "served", cb->virtual_queue);
-    cb_key(k_stats, sizeof k_stats, cb->tenant_id, "stats", cb->service);
-    /* Daily counters by UTC day of the change. */
-    snprintf(day, sizeof day, "%" PRId64, cb->updated_ms / 86400000);
-    char rest[120];
-    snprintf(rest, sizeof rest, "%s:%s", cb->service, day);
-    cb_key(k_daily, sizeof k_daily, cb->tenant_id, "daily", rest);
-
     const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, cb->tenant_id};
     const char *zadd[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", "CH", due, member};
-    const char *lpush[] = {"LPUSH", k_served, now};
-    const char *ltrim[] = {"LTRIM", k_served, "0", "31"};
-    const char *proc_up[] = {"HINCRBY", k_stats, "processing", "1"};
-    const char *proc_down[] = {"HINCRBY", k_stats, "processing", "-1"};
-    const char *created[] = {"HINCRBY", k_daily, "created", "1"};
-    const char *completed[] = {"HINCRBY", k_daily, "completed", "1"};
-    const char *expire[] = {"PEXPIRE", k_daily, "259200000"};
-    const char *const *cmds[10];
-    int argcs[10];
-    size_t n = 0, zadd_at = 0;
-#define ADD(c) (cmds[n] = (c), argcs[n] = (int)(sizeof(c) / sizeof *(c)), n++)
-    ADD(sadd);
-    if (index_it) {
-        zadd_at = n;
-        ADD(zadd);
-    }
-    bool processing = cb->state == EG__STATE__STATE_PROCESSING;
-    if (processing && from != EG__STATE__STATE_PROCESSING) {
-        ADD(lpush);
-        ADD(ltrim);
-        ADD(proc_up);
-    } else if (!processing && from == EG__STATE__STATE_PROCESSING) {
-        ADD(proc_down);
-    }
-    if (from == EG__STATE__STATE_UNSPECIFIED) {
-        ADD(created);
-        ADD(expire);
-    } else if (cb->state == EG__STATE__STATE_COMPLETED && from != EG__STATE__STATE_COMPLETED) {
-        ADD(completed);
-        ADD(expire);
-    }
-#undef ADD
-    eg_reply_t *replies[10] = {NULL};
+    const char *const *cmds[] = {sadd, zadd};
+    int argcs[] = {3, 6};
+    eg_reply_t *replies[2] = {NULL, NULL};
+    size_t n = index_it ? 2 : 1;
     eg_status_t st = eg_store_pipeline(store, n, argcs, cmds, replies);
     if (lowered)
-        *lowered = st == EG_OK && zadd_at && replies[zadd_at]->type == EG_REPLY_INTEGER &&
-                   replies[zadd_at]->integer > 0;
+        *lowered = st == EG_OK && index_it && replies[1]->type == EG_REPLY_INTEGER &&
+                   replies[1]->integer > 0;
     for (size_t i = 0; i < n; i++) {
         if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
             st = EG_EPROTO;

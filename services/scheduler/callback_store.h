@@ -120,11 +120,10 @@ void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, cons
 
 /** After a write from state `from` (UNSPECIFIED for a create): mark the tenant's outbox pending;
  *  for a SCHEDULED record lower the due index entry to its due time, for a record just handed
- *  to the voice platform to its watch time; keep the statistics (the
- *  last 32 serve times of the virtual queue, callbacks with an agent, daily created/completed
- *  counts). *lowered (may be NULL) tells whether the due index moved earlier (then dispatchers
- *  must be woken). One round trip; approximate by design (counters are not in the atomic step).
+ *  to the voice platform to its watch time. *lowered (may be NULL) tells whether the due index
+ *  moved earlier (then dispatchers must be woken). One round trip.
  *
+ *  The statistics are kept by the scripts themselves, in the tenant's slot:
  *   eg:{t:T}:served:<vq>          LIST of the last 32 times an agent took a callback (EWT)
  *   eg:{t:T}:stats:<service>      HASH processing -> callbacks with an agent now
  *   eg:{t:T}:daily:<service>:<d>  HASH created, completed on UTC day d (kept 3 days) */

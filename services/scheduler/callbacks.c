@@ -74,6 +74,41 @@ static Eg__Callback *clone_cb(const Eg__Callback *cb)
     return c;
 }
 
+/* A record already read (and its blob), handed to apply_read for its first try. */
+typedef struct {
+    Eg__Callback *cb;
+    char *blob;
+    size_t len;
+    bool cached; /* from the blob cache: may be stale */
+} cb_read_t;
+
+/* Remember the record as stored now (the next change of it skips its read). */
+static void remember(worker_t *w, const Eg__Callback *cb)
+{
+    size_t n = eg__callback__get_packed_size(cb);
+    uint8_t *b = eg_xmalloc(n ? n : 1);
+    eg__callback__pack(cb, b);
+    blob_cache_put(w->s->blobs, cb->tenant_id, cb->id, b, n);
+    free(b);
+}
+
+/* The record as last written by this scheduler when it remembers it, else read from Redis. */
+static eg_status_t read_record(worker_t *w, const char *tenant, const char *id, cb_read_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->blob = blob_cache_get(w->s->blobs, tenant, id, &out->len);
+    if (out->blob) {
+        out->cb = eg__callback__unpack(NULL, out->len, (const uint8_t *)out->blob);
+        if (out->cb) {
+            out->cached = true;
+            return EG_OK;
+        }
+        free(out->blob);
+        out->blob = NULL;
+    }
+    return cb_store_get(w->store, tenant, id, &out->cb, &out->blob, &out->len);
+}
+
 static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__State from)
 {
     eg__event__init(ev);
@@ -337,6 +372,7 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
         set_status(reply, st, "callback store unavailable");
         goto out;
     }
+    remember(w, &cb);
     after_write(w, EG__STATE__STATE_UNSPECIFIED, &cb);
     reply->callback = clone_cb(&cb);
     set_status(reply, EG_OK, NULL);
@@ -378,13 +414,6 @@ typedef lc_verdict_t (*mutate_fn)(const Eg__Callback *prev, Eg__Callback *next, 
 /* Read, change, compare-and-set; again when the record changed meanwhile. On EG_OK with a write,
  * *written (when non-NULL) receives the new record (caller frees). LC_IGNORE is EG_OK with
  * *written NULL. */
-/* A record already read (and its blob), handed to apply_read for its first try. */
-typedef struct {
-    Eg__Callback *cb;
-    char *blob;
-    size_t len;
-} cb_read_t;
-
 /* apply, starting from a record the caller read (owned by apply_read from then on) instead of
  * reading it again; NULL reads it. */
 static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, mutate_fn mutate,
@@ -397,11 +426,18 @@ static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, m
         char *blob = NULL, event_id[EG_UUID_STR_LEN + 1];
         size_t blob_len = 0;
         eg_status_t st = EG_OK;
-        if (attempt == 0 && read && read->cb) {
+        bool cached = false;
+        cb_read_t first = {0};
+        if (attempt == 0 && !(read && read->cb)) {
+            st = read_record(w, tenant, id, &first);
+            read = &first;
+        }
+        if (attempt == 0 && st == EG_OK) {
             prev = read->cb;
             blob = read->blob;
             blob_len = read->len;
-        } else {
+            cached = read->cached;
+        } else if (attempt > 0) {
             st = cb_store_get(w->store, tenant, id, &prev, &blob, &blob_len);
         }
         if (st != EG_OK)
@@ -416,6 +452,10 @@ static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, m
             eg__callback__free_unpacked(prev, NULL);
             eg__callback__free_unpacked(next, NULL);
             free(blob);
+            if (cached) { /* decided on a remembered record: decide again on the stored one */
+                blob_cache_forget(w->s->blobs, tenant, id);
+                continue;
+            }
             return st;
         }
         Eg__Event ev;
@@ -428,6 +468,7 @@ static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, m
         free(blob);
         eg__callback__free_unpacked(prev, NULL);
         if (st == EG_OK) {
+            remember(w, next);
             after_write(w, prev_state, next);
             if (next->state == EG__STATE__STATE_COMPLETED)
                 eg_counter_inc(w->s->completed);
@@ -438,6 +479,8 @@ static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, m
             return EG_OK;
         }
         eg__callback__free_unpacked(next, NULL);
+        if (cached)
+            blob_cache_forget(w->s->blobs, tenant, id);
         if (st != EG_ECONFLICT)
             return st;
     }
@@ -506,9 +549,8 @@ void cb_progress(worker_t *w, const Eg__ProgressRequest *req, Eg__CallbackReply 
     }
     /* Retry settings come from the callback's service: the record read for them is the one the
      * first compare-and-set starts from. */
-    cb_read_t cur = {0};
-    eg_status_t st =
-        cb_store_get(w->store, req->tenant_id, req->callback_id, &cur.cb, &cur.blob, &cur.len);
+    cb_read_t cur;
+    eg_status_t st = read_record(w, req->tenant_id, req->callback_id, &cur);
     if (st == EG_OK) {
         const svc_config_t *svc = NULL;
         if (svc_registry_get(w->s->services, w->pg, cur.cb->tenant_id, cur.cb->service, &svc) ==

@@ -56,6 +56,10 @@ static void close_worker(worker_t *w)
     eg_pg_close(w->pg);
 }
 
+/* The blob cache: 4,096 records of up to 4 kB (those with large user data are not kept). */
+#define BLOB_CACHE_SLOTS 4096
+#define BLOB_CACHE_MAX_BLOB 4096
+
 static void register_metrics(sched_t *s, eg_metrics_t *m)
 {
     static const double bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1};
@@ -127,6 +131,7 @@ int main(void)
     wake_init(&s.relay_wake);
     wake_init(&s.dispatch_wake);
     repair_init(&s.repair);
+    s.blobs = blob_cache_new(BLOB_CACHE_SLOTS, BLOB_CACHE_MAX_BLOB);
     s.recovery_interval_ms =
         eg_config_int("ENGAGE_RECOVERY_INTERVAL_S", 1800, 1, 7 * 86400) * 1000LL;
 
@@ -193,6 +198,7 @@ out:
     wake_destroy(&s.relay_wake);
     wake_destroy(&s.dispatch_wake);
     repair_destroy(&s.repair);
+    blob_cache_free(s.blobs);
     eg_service_stop(svc);
     eg_bus_shutdown();
     eg_httpc_global_cleanup();

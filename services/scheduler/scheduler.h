@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "blob_cache.h"
 #include "callback_store.h"
 #include "engage/bus.h"
 #include "engage/cache.h"
@@ -33,6 +34,7 @@ typedef struct {
     wake_t relay_wake;    /**< outbox has entries */
     wake_t dispatch_wake; /**< a callback falls due earlier than planned */
     repair_t repair;      /**< services whose second write step failed (repair.h) */
+    blob_cache_t *blobs;  /**< the last blob written of recent callbacks (blob_cache.h) */
     /** ENGAGE_RECOVERY_INTERVAL_S: how often the dispatcher re-checks every service's outbox and
      *  due index (dispatcher_recover) */
     int64_t recovery_interval_ms;
