@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # How the target of such an #include starts (<...> or "..."), as an extended regex.
-FORBIDDEN='(nats/|nats\.h|hiredis|(postgresql/)?libpq|civetweb\.h|curl/|jansson|glib|gio/|gio\.h|gmodule|gobject/|sodium)'
+FORBIDDEN='(nats/|nats\.h|hiredis|(postgresql/)?libpq|civetweb\.h|curl/|jansson|glib|gio/|gio\.h|gmodule|gobject/|sodium|zlib\.h)'
 PATTERN="^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]${FORBIDDEN}"
 
 dirs=()

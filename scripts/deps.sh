@@ -9,7 +9,7 @@ PACKAGES=(
     # libraries (see ../shared/DESIGN.md "Dependencies")
     libnats-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libpq-dev
     libcivetweb-dev libcurl4-openssl-dev libcriterion-dev libjansson-dev libglib2.0-dev
-    libsodium-dev
+    libsodium-dev zlib1g-dev
     # servers and their clients
     nats-server redis-server redis-tools postgresql postgresql-client
     # tools used by the scripts and tests

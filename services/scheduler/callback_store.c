@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engage/compress.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 
@@ -202,12 +203,54 @@ static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
     return ttl > 1000 ? ttl : 1000;
 }
 
+/* User data shorter than this is stored as it is. */
+#define CB_DEFLATE_MIN 128
+/* The most user data a stored record inflates to (the API accepts 100 kB). */
+#define CB_INFLATE_MAX (1024 * 1024)
+
+uint8_t *cb_store_pack(const Eg__Callback *cb, size_t *len)
+{
+    Eg__Callback z = *cb;
+    uint8_t *deflated = NULL;
+    size_t dlen = 0;
+    size_t ulen = cb->user_data_json ? strlen(cb->user_data_json) : 0;
+    if (ulen >= CB_DEFLATE_MIN && eg_deflate(cb->user_data_json, ulen, &deflated, &dlen) == EG_OK) {
+        z.user_data_json = (char *)protobuf_c_empty_string;
+        z.user_data_z.data = deflated;
+        z.user_data_z.len = dlen;
+    }
+    *len = eg__callback__get_packed_size(&z);
+    uint8_t *b = eg_xmalloc(*len ? *len : 1);
+    eg__callback__pack(&z, b);
+    free(deflated);
+    return b;
+}
+
+Eg__Callback *cb_store_unpack(const void *blob, size_t len)
+{
+    Eg__Callback *cb = eg__callback__unpack(NULL, len, blob);
+    if (!cb || !cb->user_data_z.len)
+        return cb;
+    char *json = NULL;
+    size_t jlen = 0;
+    eg_status_t st =
+        eg_inflate(cb->user_data_z.data, cb->user_data_z.len, CB_INFLATE_MAX, &json, &jlen);
+    if (st != EG_OK) {
+        eg__callback__free_unpacked(cb, NULL);
+        return NULL;
+    }
+    if (cb->user_data_json && cb->user_data_json != protobuf_c_empty_string)
+        free(cb->user_data_json);
+    cb->user_data_json = json;
+    free(cb->user_data_z.data);
+    cb->user_data_z.data = NULL;
+    cb->user_data_z.len = 0;
+    return cb;
+}
+
 static uint8_t *pack_cb(const Eg__Callback *cb, size_t *len)
 {
-    *len = eg__callback__get_packed_size(cb);
-    uint8_t *b = eg_xmalloc(*len ? *len : 1);
-    eg__callback__pack(cb, b);
-    return b;
+    return cb_store_pack(cb, len);
 }
 
 static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
@@ -313,7 +356,7 @@ eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, 
         st = EG_EPROTO;
         goto out;
     }
-    *cb = eg__callback__unpack(NULL, r->len, (const uint8_t *)r->str);
+    *cb = cb_store_unpack(r->str, r->len);
     if (!*cb) {
         eg_log_error("callback %s: stored record cannot be decoded", id);
         st = EG_EPROTO;

@@ -85,9 +85,8 @@ typedef struct {
 /* Remember the record as stored now (the next change of it skips its read). */
 static void remember(worker_t *w, const Eg__Callback *cb)
 {
-    size_t n = eg__callback__get_packed_size(cb);
-    uint8_t *b = eg_xmalloc(n ? n : 1);
-    eg__callback__pack(cb, b);
+    size_t n = 0;
+    uint8_t *b = cb_store_pack(cb, &n); /* exactly the stored form */
     blob_cache_put(w->s->blobs, cb->tenant_id, cb->id, b, n);
     free(b);
 }
@@ -98,7 +97,7 @@ static eg_status_t read_record(worker_t *w, const char *tenant, const char *id, 
     memset(out, 0, sizeof *out);
     out->blob = blob_cache_get(w->s->blobs, tenant, id, &out->len);
     if (out->blob) {
-        out->cb = eg__callback__unpack(NULL, out->len, (const uint8_t *)out->blob);
+        out->cb = cb_store_unpack(out->blob, out->len);
         if (out->cb) {
             out->cached = true;
             return EG_OK;
