@@ -19,10 +19,23 @@
  * Every session sets client_min_messages=warning and installs a notice processor that drops
  * notices, so "relation already exists, skipping" and the like never reach stderr.
  *
+ * Prepared statements (eg_pg_exec_prepared): the handle remembers which names it has prepared on
+ * the current session. A statement is prepared on its first use, and again after a reconnect
+ * (PQreset starts a new session, so the list is emptied) or after the server lost it (SQLSTATE
+ * 26000, e.g. DEALLOCATE ALL): outside a transaction that statement is prepared and sent once
+ * more at once; inside one the call fails (the transaction is aborted anyway) and the next call
+ * prepares it. Preparing is not transactional, so a rollback does not undo it.
+ *
+ * Array literals (eg_pg_array_*) let a caller pass a list of values as one text parameter, for
+ * set-based statements over unnest($1::uuid[], $2::text[], ...). Every text element is quoted
+ * and its quotes and backslashes escaped, so any value arrives verbatim, as with a plain
+ * parameter.
+ *
  * Migrations (migrations.c) run under a session advisory lock: concurrent starters queue on the
  * lock, then read schema_migrations and find nothing left to do. Each migration runs with its
  * version row in one transaction. After the lock is taken nothing is retried on a new session,
  * since a reconnect would silently drop the lock. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +51,18 @@
 /* pg_advisory_lock key for migrations: "Engage" in ASCII. Database-wide, not per schema. */
 #define MIGRATION_LOCK_KEY "76340483155813"
 
+/* A statement prepared on the current session. */
+typedef struct {
+    char *name;
+    char *sql;
+} prepared_t;
+
 struct eg_pg {
     PGconn *conn;
     bool in_tx;
     char err[512];
+    prepared_t *prepared;
+    size_t nprepared;
 };
 
 struct eg_pg_res {
@@ -103,11 +124,42 @@ static eg_status_t session_setup(eg_pg_t *pg)
     return st;
 }
 
+/* The session's prepared statements are gone (a new session, or the caller's close). */
+static void forget_prepared(eg_pg_t *pg)
+{
+    for (size_t i = 0; i < pg->nprepared; i++) {
+        free(pg->prepared[i].name);
+        free(pg->prepared[i].sql);
+    }
+    free(pg->prepared);
+    pg->prepared = NULL;
+    pg->nprepared = 0;
+}
+
+static void forget_one(eg_pg_t *pg, size_t i)
+{
+    free(pg->prepared[i].name);
+    free(pg->prepared[i].sql);
+    pg->prepared[i] = pg->prepared[--pg->nprepared];
+}
+
+/* Index of name among the prepared statements, or -1. */
+static long find_prepared(const eg_pg_t *pg, const char *name)
+{
+    for (size_t i = 0; i < pg->nprepared; i++) {
+        if (strcmp(pg->prepared[i].name, name) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
 static eg_status_t reset(eg_pg_t *pg)
 {
     eg_status_t st;
 
     PQreset(pg->conn);
+    forget_prepared(pg);
     pg->in_tx = false;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         set_error(pg, "reconnect: %s", PQerrorMessage(pg->conn));
@@ -148,10 +200,55 @@ static bool result_ok(const PGresult *r)
     return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
 }
 
-/* Run one statement. With retry, a bad connection outside a transaction is reset and the
- * statement sent once more. On EG_OK *out (when out is non-NULL) is the result to PQclear. */
-static eg_status_t run(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
-                       bool retry, PGresult **out)
+static bool has_sqlstate(const PGresult *r, const char *code)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state != NULL && strcmp(state, code) == 0;
+}
+
+/* Execute the prepared statement name, preparing it first when this session has not. The
+ * result (of the PREPARE when that failed) is the caller's to PQclear. */
+static PGresult *exec_prepared(eg_pg_t *pg, const char *name, const char *sql, int nparams,
+                               const char *const *params)
+{
+    PGresult *r = NULL;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (find_prepared(pg, name) < 0) {
+            r = PQprepare(pg->conn, name, sql, nparams, NULL);
+            if (!result_ok(r)) {
+                return r;
+            }
+            PQclear(r);
+            pg->prepared = eg_xrealloc(pg->prepared, (pg->nprepared + 1) * sizeof(*pg->prepared));
+            pg->prepared[pg->nprepared].name = eg_xstrdup(name);
+            pg->prepared[pg->nprepared].sql = eg_xstrdup(sql);
+            pg->nprepared++;
+        }
+        r = PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0);
+        if (result_ok(r) || !has_sqlstate(r, "26000")) {
+            return r;
+        }
+        /* The server no longer has it: prepare it again, at once when no transaction is open
+         * (inside one, the failure has aborted it; the next call prepares). */
+        long i = find_prepared(pg, name);
+        if (i >= 0) {
+            forget_one(pg, (size_t)i);
+        }
+        if (tx_open(pg->conn)) {
+            return r;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Run one statement (through the prepared statement name when it is non-NULL). With retry, a
+ * bad connection outside a transaction is reset and the statement sent once more. On EG_OK *out
+ * (when out is non-NULL) is the result to PQclear. */
+static eg_status_t run_stmt(eg_pg_t *pg, const char *name, const char *sql, int nparams,
+                            const char *const *params, bool retry, PGresult **out)
 {
     eg_status_t st = EG_EUNAVAIL;
     PGresult *r = NULL;
@@ -172,7 +269,11 @@ static eg_status_t run(eg_pg_t *pg, const char *sql, int nparams, const char *co
                 goto out;
             }
         }
-        r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        if (name != NULL) {
+            r = exec_prepared(pg, name, sql, nparams, params);
+        } else {
+            r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        }
         if (result_ok(r)) {
             pg->in_tx = tx_open(pg->conn);
             st = EG_OK;
@@ -199,6 +300,12 @@ out:
     }
     PQclear(r);
     return st;
+}
+
+static eg_status_t run(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       bool retry, PGresult **out)
+{
+    return run_stmt(pg, NULL, sql, nparams, params, retry, out);
 }
 
 eg_status_t eg_pg_open(eg_pg_t **out, const char *dsn)
@@ -244,6 +351,7 @@ void eg_pg_close(eg_pg_t *pg)
     if (pg->conn != NULL) {
         PQfinish(pg->conn);
     }
+    forget_prepared(pg);
     free(pg);
 }
 
@@ -266,6 +374,37 @@ eg_status_t eg_pg_exec(eg_pg_t *pg, const char *sql, int nparams, const char *co
         goto out;
     }
     st = run(pg, sql, nparams, params, true, res != NULL ? &r : NULL);
+    if (st != EG_OK || res == NULL) {
+        goto out;
+    }
+    *res = eg_xmalloc(sizeof(**res));
+    (*res)->r = r;
+out:
+    return st;
+}
+
+eg_status_t eg_pg_exec_prepared(eg_pg_t *pg, const char *name, const char *sql, int nparams,
+                                const char *const *params, eg_pg_res_t **res)
+{
+    eg_status_t st;
+    PGresult *r = NULL;
+    long i;
+
+    if (res != NULL) {
+        *res = NULL;
+    }
+    if (name == NULL || name[0] == '\0' || sql == NULL || nparams < 0 ||
+        (nparams > 0 && params == NULL)) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    i = find_prepared(pg, name);
+    if (i >= 0 && strcmp(pg->prepared[i].sql, sql) != 0) {
+        set_error(pg, "prepared statement %s reused for another statement", name);
+        st = EG_EINVAL;
+        goto out;
+    }
+    st = run_stmt(pg, name, sql, nparams, params, true, res != NULL ? &r : NULL);
     if (st != EG_OK || res == NULL) {
         goto out;
     }
@@ -472,6 +611,97 @@ out:
         *applied = n;
     }
     return st;
+}
+
+void eg_pg_array_init(eg_pg_array_t *a, size_t max)
+{
+    eg_buf_init(&a->buf, max);
+    a->n = 0;
+    a->closed = false;
+    a->st = eg_buf_append(&a->buf, "{", 1);
+}
+
+void eg_pg_array_add(eg_pg_array_t *a, const char *value)
+{
+    const char *run_start;
+
+    if (a->st != EG_OK || a->closed) {
+        a->st = a->st != EG_OK ? a->st : EG_ESTATE;
+        return;
+    }
+    if (a->n++ > 0) {
+        a->st = eg_buf_append(&a->buf, ",", 1);
+    }
+    if (value == NULL) {
+        if (a->st == EG_OK) {
+            a->st = eg_buf_append(&a->buf, "NULL", 4);
+        }
+        return;
+    }
+    if (a->st == EG_OK) {
+        a->st = eg_buf_append(&a->buf, "\"", 1);
+    }
+    /* Runs of ordinary bytes at once; a backslash before each quote and backslash. */
+    run_start = value;
+    for (const char *p = value; a->st == EG_OK; p++) {
+        if (*p != '\0' && *p != '"' && *p != '\\') {
+            continue;
+        }
+        a->st = eg_buf_append(&a->buf, run_start, (size_t)(p - run_start));
+        if (*p == '\0') {
+            break;
+        }
+        if (a->st == EG_OK) {
+            char esc[2] = {'\\', *p};
+            a->st = eg_buf_append(&a->buf, esc, 2);
+        }
+        run_start = p + 1;
+    }
+    if (a->st == EG_OK) {
+        a->st = eg_buf_append(&a->buf, "\"", 1);
+    }
+}
+
+void eg_pg_array_add_i64(eg_pg_array_t *a, int64_t value)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%" PRId64, value);
+    eg_pg_array_add(a, num);
+}
+
+const char *eg_pg_array_text(eg_pg_array_t *a)
+{
+    if (a->st == EG_OK && !a->closed) {
+        a->st = eg_buf_append(&a->buf, "}", 1);
+        a->closed = true;
+    }
+    return a->st == EG_OK ? a->buf.data : NULL;
+}
+
+eg_status_t eg_pg_array_status(const eg_pg_array_t *a)
+{
+    return a->st;
+}
+
+size_t eg_pg_array_count(const eg_pg_array_t *a)
+{
+    return a->n;
+}
+
+void eg_pg_array_reset(eg_pg_array_t *a)
+{
+    eg_buf_reset(&a->buf);
+    a->n = 0;
+    a->closed = false;
+    a->st = eg_buf_append(&a->buf, "{", 1);
+}
+
+void eg_pg_array_free(eg_pg_array_t *a)
+{
+    eg_buf_free(&a->buf);
+    a->n = 0;
+    a->closed = false;
 }
 
 const char *eg_pg_error(const eg_pg_t *pg)

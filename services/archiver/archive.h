@@ -22,10 +22,13 @@ typedef enum {
 bool archive_event_check(const Eg__Event *ev, char *why, size_t whylen);
 
 /** Write events[0..n) (borrowed; each passed archive_event_check) in one transaction on pg,
- *  in order; events of callbacks in gdpr_erased are dropped (and count as done). EG_OK once
- *  committed. On failure the transaction is rolled back and the status is
- *  EG_EUNAVAIL (connection lost) or EG_EIO; *permanent (may be NULL) tells whether the
- *  database refused the data itself (SQLSTATE class 22 or 23), which a retry cannot fix. */
+ *  with the outcome of writing them one by one in order, in a handful of set-based statements
+ *  whatever n is; events of callbacks in gdpr_erased are dropped (and count as done). EG_OK once
+ *  committed. On failure the transaction is rolled back and the status is EG_EUNAVAIL
+ *  (connection lost), EG_ETOOBIG (the batch's values do not fit the statements' array
+ *  parameters: write fewer at a time) or EG_EIO; *permanent (may be NULL) tells whether a retry
+ *  of the same events cannot fix it: the database refused the data itself (SQLSTATE class 22 or
+ *  23), or a single event is too big. */
 eg_status_t archive_write_batch(eg_pg_t *pg, const Eg__Event *const *events, size_t n,
                                 bool *permanent);
 

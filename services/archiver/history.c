@@ -1,11 +1,11 @@
 /* Reading and erasing the PostgreSQL history.
  *
  * Search pages a tenant's callbacks newest first (created_at, then id: the index of migration
- * 4). Every filter is a parameter that may be NULL ("$2::text IS NULL OR service = $2"):
- * libpq's unnamed statements are planned with their actual values, so the NULL branches fold
- * away and a desired-time range prunes partitions. Two ways to page: offset (the admin search)
- * and a cursor (created time and id of the last row seen; the export), which stays correct and
- * cheap however deep it goes.
+ * 5, read backwards). Every filter is a parameter that may be NULL ("$2::text IS NULL OR
+ * service = $2"): libpq's unnamed statements are planned with their actual values, so the NULL
+ * branches fold away and a desired-time range prunes partitions. Two ways to page: offset (the
+ * admin search) and a cursor (created time and id of the last row seen; the export), which
+ * stays correct and cheap however deep it goes.
  *
  * Erase is the PostgreSQL half of a GDPR erase (gdpr.c runs the whole). In one transaction it
  * settles the set of callbacks (the ids the caller gives, plus every callback of the number in
@@ -200,9 +200,14 @@ static const char SQL_EXPORT_ROWS[] = "SELECT " ROW_COLUMNS ", coalesce(d.user_d
                                       "WHERE c.tenant_id = $1::uuid AND c.phone = $2 "
                                       "ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int";
 
+/* An event's detail as it was always shown: {"from": ..., "corrId": ...}. Since migration 5 both
+ * have columns of their own, and detail holds only a correlation id that is not a UUID (and the
+ * whole detail of rows written before). */
 static const char SQL_EXPORT_EVENTS[] =
     "SELECT callback_id::text, event_id::text, state, coalesce(reason, ''), " MS(
-        "at") ", coalesce(attempt, 0), coalesce(detail::text, '') "
+        "at") ", coalesce(attempt, 0), "
+              "coalesce(nullif(coalesce(detail, '{}') || jsonb_strip_nulls(jsonb_build_object("
+              "'from', from_state, 'corrId', corr_id)), '{}')::text, '') "
               "FROM callback_events WHERE callback_id = ANY($1::uuid[]) "
               "ORDER BY callback_id, at, event_id";
 

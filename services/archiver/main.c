@@ -11,6 +11,10 @@
  * ids, data the database refuses), is logged and terminated, so it never holds back the stream.
  * When PostgreSQL fails the batch for another reason, its messages are negatively acknowledged
  * with a delay of NAK_DELAY_MS and come back; eg_pg reconnects on the next statement.
+ * A batch costs about the same few statements and one commit whatever its size (archive.c), so
+ * after a batch that was not full the consumer waits LINGER_MS before it fetches again: at a
+ * steady trickle of events it writes one larger batch rather than many of one or two events,
+ * for at most LINGER_MS more lag; a backlog is read at once, in full batches.
  *
  * Besides the writes it keeps the tables' day partitions and retention (partitions.c: at start
  * and every hour) and answers history requests on engage.archive.> in queue group "archiver"
@@ -28,14 +32,15 @@
  * maintenance thread owns another PostgreSQL connection for partitions and retention, and checks
  * the stop flag every MAINT_TICK_MS between runs. ENGAGE_WORKERS request workers each own a
  * queue subscription (its own NATS delivery thread) and a PostgreSQL connection; a GDPR request
- * makes nested requests to the scheduler on the shared, thread-safe bus. When
- * a fetch fails (the durable was deleted, the server restarted) the thread binds the consumer
- * again; readiness reports it unbound meanwhile. It fetches with a FETCH_WAIT_MS wait, so it sees
- * the stop flag at least that often; on stop it finishes (commits and acknowledges) the batch in
- * hand and returns, and the main thread joins it, then closes the consumer, the connection and
- * the bus. Readiness checks run on HTTP threads: they read the bus's thread-safe connection
- * state and an atomic flag, and open a short-lived PostgreSQL connection of their own. Metrics
- * are atomics, safe from any thread. */
+ * makes nested requests to the scheduler on the shared, thread-safe bus. When a fetch fails (the
+ * durable was deleted, the server restarted) the thread binds the consumer again; readiness
+ * reports it unbound meanwhile. After RECHECK_IDLE_MS without a message it binds afresh too (a
+ * durable deleted between two fetches only makes fetches time out). It fetches with a
+ * FETCH_WAIT_MS wait, so it sees the stop flag at least that often; on stop it finishes (commits
+ * and acknowledges) the batch in hand and returns, and the main thread joins it, then closes the
+ * consumer, the connection and the bus. Readiness checks run on HTTP threads: they read the
+ * bus's thread-safe connection state and an atomic flag, and open a short-lived PostgreSQL
+ * connection of their own. Metrics are atomics, safe from any thread. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -60,6 +65,8 @@
 
 #define BATCH_MAX 200
 #define FETCH_WAIT_MS 200
+#define LINGER_MS 20         /* after a batch that was not full: let the next one fill */
+#define RECHECK_IDLE_MS 5000 /* without messages this long: bind afresh (see consume) */
 #define ACK_WAIT_S 30
 #define NAK_DELAY_MS 1000
 #define REBIND_MS 1000
@@ -288,6 +295,7 @@ static void *consume(void *arg)
 {
     archiver_t *a = arg;
     eg_bus_jsmsg_t *msgs[BATCH_MAX];
+    int64_t idle_since = eg_mono_ms();
 
     while (!atomic_load(&a->stop)) {
         int count = 0;
@@ -304,6 +312,23 @@ static void *consume(void *arg)
         st = eg_bus_js_fetch(a->consumer, BATCH_MAX, FETCH_WAIT_MS, msgs, &count);
         if (count > 0) {
             handle_batch(a, msgs, count);
+            idle_since = eg_mono_ms();
+            if (count < BATCH_MAX)
+                sleep_ms(LINGER_MS);
+        } else if (st == EG_ETIMEOUT && eg_mono_ms() - idle_since >= RECHECK_IDLE_MS &&
+                   eg_bus_connected(a->bus)) {
+            /* Only a fetch waiting at the server when the durable is deleted fails; one sent
+             * after (the deletion came during a batch or the linger) just times out, forever.
+             * So after a while without messages, bind afresh, which re-creates a deleted
+             * durable and changes nothing otherwise, and only then let go of the old binding
+             * (readiness never sees it unbound). */
+            eg_bus_consumer_t *fresh = NULL;
+            if (eg_bus_js_consumer_open(a->bus, EG_STREAM_EVENTS, a->durable, EG_SUBJ_EVENTS_ALL,
+                                        ACK_WAIT_S, &fresh) == EG_OK) {
+                eg_bus_consumer_close(a->consumer);
+                a->consumer = fresh;
+            }
+            idle_since = eg_mono_ms();
         } else if (st != EG_OK && st != EG_ETIMEOUT) {
             /* A failed fetch (the consumer was deleted, or the connection is down) does not
              * repeat itself: later fetches just time out, and the archiver would idle for good.

@@ -6,6 +6,8 @@
 #define ENGAGE_PG_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include "engage/buf.h"
 #include "engage/status.h"
 
 typedef struct eg_pg eg_pg_t;
@@ -23,6 +25,16 @@ eg_status_t eg_pg_ping(eg_pg_t *pg);
  *  once when outside a transaction); other errors EG_EIO (message in eg_pg_error). */
 eg_status_t eg_pg_exec(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
                        eg_pg_res_t **res);
+
+/** Run one statement as eg_pg_exec does, through a named prepared statement: the first call on
+ *  a connection (and the first after a reconnect) prepares sql under name, later calls only bind
+ *  and execute it, so PostgreSQL parses and plans it once per session instead of on every call.
+ *  name (borrowed, copied) stands for sql: one name, one statement text (EG_EINVAL when a name
+ *  comes back with another text). Parameter types come from the casts in sql ($1::uuid[]).
+ *  Statuses, results and reconnects as eg_pg_exec; a statement the server has lost (DEALLOCATE)
+ *  is prepared again. */
+eg_status_t eg_pg_exec_prepared(eg_pg_t *pg, const char *name, const char *sql, int nparams,
+                                const char *const *params, eg_pg_res_t **res);
 
 int eg_pg_rows(const eg_pg_res_t *res);
 int eg_pg_cols(const eg_pg_res_t *res);
@@ -42,6 +54,36 @@ eg_status_t eg_pg_rollback(eg_pg_t *pg);
 eg_status_t eg_pg_migrate(eg_pg_t *pg, int *applied);
 /** The highest migration version built into this binary. */
 int eg_pg_migrations_latest(void);
+
+/** A PostgreSQL array literal under construction, "{...}", to pass a list of values as one text
+ *  parameter of a set-based statement (INSERT ... SELECT ... FROM unnest($1::uuid[],
+ *  $2::text[])). Elements are quoted and escaped, so any text arrives verbatim. Errors latch: after
+ *  a failed append (the literal would pass max bytes: EG_ETOOBIG) every call does nothing and
+ *  eg_pg_array_text returns NULL. A plain value the caller owns; not thread-safe. */
+typedef struct {
+    eg_buf_t buf;
+    size_t n;       /**< elements added */
+    eg_status_t st; /**< first failure, EG_OK so far */
+    bool closed;    /**< eg_pg_array_text has closed it */
+} eg_pg_array_t;
+
+/** Start an empty array whose literal may grow to max bytes. */
+void eg_pg_array_init(eg_pg_array_t *a, size_t max);
+/** Append one element: value (borrowed, copied) or, for NULL, SQL NULL. */
+void eg_pg_array_add(eg_pg_array_t *a, const char *value);
+/** Append one integer element. */
+void eg_pg_array_add_i64(eg_pg_array_t *a, int64_t value);
+/** Close the literal and return it (borrowed from a, valid until a is reset or freed); NULL
+ *  when an append failed. No element may be added after. */
+const char *eg_pg_array_text(eg_pg_array_t *a);
+/** EG_OK, or the first failure (EG_ETOOBIG). */
+eg_status_t eg_pg_array_status(const eg_pg_array_t *a);
+/** How many elements were added. */
+size_t eg_pg_array_count(const eg_pg_array_t *a);
+/** Empty it for reuse, keeping its memory and its max. */
+void eg_pg_array_reset(eg_pg_array_t *a);
+/** Free its memory. Accepts an array freed already. */
+void eg_pg_array_free(eg_pg_array_t *a);
 
 /** Last error text (borrowed). */
 const char *eg_pg_error(const eg_pg_t *pg);

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,4 +454,124 @@ Test(pg, connection_lost_inside_transaction_is_unavailable)
 
     eg_pg_close(pg);
     drop_schema(&sc);
+}
+
+/* How often this session has executed the prepared statement name (PostgreSQL counts the plans
+ * it used), or -1 when the session has no such statement. */
+static long executions(eg_pg_t *pg, const char *name)
+{
+    eg_pg_res_t *res = NULL;
+    const char *p[] = {name};
+    cr_assert_eq(eg_pg_exec(pg,
+                            "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+                            "WHERE name = $1",
+                            1, p, &res),
+                 EG_OK, "%s", eg_pg_error(pg));
+    long n = eg_pg_rows(res) == 1 ? strtol(eg_pg_value(res, 0, 0), NULL, 10) : -1;
+    eg_pg_res_free(res);
+    return n;
+}
+
+Test(pg, prepared_statements_are_prepared_once_and_again_when_lost)
+{
+    schema_t sc;
+    fresh_schema(&sc);
+    eg_pg_t *pg = open_dsn(sc.dsn);
+    eg_pg_res_t *res = NULL;
+    static const char sql[] = "SELECT $1::int + 1";
+    const char *p[] = {"41"};
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", sql, 1, p, &res), EG_OK, "%s",
+                     eg_pg_error(pg));
+        cr_assert_str_eq(eg_pg_value(res, 0, 0), "42");
+        eg_pg_res_free(res);
+    }
+    cr_assert_eq(executions(pg, "t_add"), 3, "not one prepared statement run three times");
+
+    /* One name, one statement. */
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", "SELECT $1::int + 2", 1, p, NULL), EG_EINVAL);
+
+    /* The server forgot it (DEALLOCATE ALL): outside a transaction it is prepared again. */
+    exec_ok(pg, "DEALLOCATE ALL");
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", sql, 1, p, NULL), EG_OK, "%s", eg_pg_error(pg));
+    cr_assert_eq(executions(pg, "t_add"), 1);
+    /* Inside one the statement fails (the transaction is lost anyway); the next call works. */
+    exec_ok(pg, "DEALLOCATE ALL");
+    cr_assert_eq(eg_pg_begin(pg), EG_OK);
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", sql, 1, p, NULL), EG_EIO);
+    cr_assert_eq(eg_pg_rollback(pg), EG_OK);
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", sql, 1, p, NULL), EG_OK, "%s", eg_pg_error(pg));
+
+    /* A new session after a lost connection prepares it again. */
+    kill_backend(pg);
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_add", sql, 1, p, &res), EG_OK, "%s", eg_pg_error(pg));
+    cr_assert_str_eq(eg_pg_value(res, 0, 0), "42");
+    eg_pg_res_free(res);
+    cr_assert_eq(executions(pg, "t_add"), 1);
+
+    /* Errors are classified as eg_pg_exec's. */
+    exec_ok(pg, "CREATE TABLE u (id int PRIMARY KEY)");
+    const char *one[] = {"1"};
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_ins", "INSERT INTO u VALUES ($1::int)", 1, one, NULL),
+                 EG_OK);
+    cr_assert_eq(eg_pg_exec_prepared(pg, "t_ins", "INSERT INTO u VALUES ($1::int)", 1, one, NULL),
+                 EG_ECONFLICT);
+
+    eg_pg_close(pg);
+    drop_schema(&sc);
+}
+
+Test(pg, array_literals_carry_any_text_verbatim)
+{
+    eg_pg_t *pg = open_dsn(pg_dsn());
+    eg_pg_res_t *res = NULL;
+    eg_pg_array_t a, n;
+    static const char *const values[] = {
+        "plain", "", "a\"b", "c\\d", "{,}", "NULL", " spaced ", "x'); DROP TABLE t; --", "é\t\n"};
+    size_t count = sizeof(values) / sizeof(values[0]);
+
+    eg_pg_array_init(&a, 4096);
+    for (size_t i = 0; i < count; i++) {
+        eg_pg_array_add(&a, values[i]);
+    }
+    eg_pg_array_add(&a, NULL);
+    eg_pg_array_init(&n, 4096);
+    eg_pg_array_add_i64(&n, INT64_MIN);
+    eg_pg_array_add_i64(&n, 0);
+    eg_pg_array_add_i64(&n, INT64_MAX);
+    cr_assert_eq(eg_pg_array_count(&a), count + 1);
+    const char *p[] = {eg_pg_array_text(&a), eg_pg_array_text(&n)};
+    cr_assert_not_null(p[0]);
+    cr_assert_eq(eg_pg_exec(pg,
+                            "SELECT x, x IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS "
+                            "t(x, i) ORDER BY i",
+                            1, p, &res),
+                 EG_OK, "%s", eg_pg_error(pg));
+    cr_assert_eq(eg_pg_rows(res), (int)count + 1);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_str_eq(eg_pg_value(res, (int)i, 0), values[i]);
+    }
+    cr_assert_str_eq(eg_pg_value(res, (int)count, 1), "t", "NULL did not arrive as SQL NULL");
+    eg_pg_res_free(res);
+    cr_assert_eq(eg_pg_exec(pg, "SELECT array_to_string($1::bigint[], ' ')", 1, &p[1], &res), EG_OK,
+                 "%s", eg_pg_error(pg));
+    cr_assert_str_eq(eg_pg_value(res, 0, 0), "-9223372036854775808 0 9223372036854775807");
+    eg_pg_res_free(res);
+
+    /* Past its maximum it fails, and stays failed. */
+    eg_pg_array_reset(&n);
+    cr_assert_str_eq(eg_pg_array_text(&n), "{}");
+    eg_pg_array_reset(&n);
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    eg_pg_array_add(&n, big);
+    eg_pg_array_add(&n, "y");
+    cr_assert_eq(eg_pg_array_status(&n), EG_ETOOBIG);
+    cr_assert_null(eg_pg_array_text(&n));
+    eg_pg_array_free(&a);
+    eg_pg_array_free(&n);
+    eg_pg_array_free(&n);
+    eg_pg_close(pg);
 }
