@@ -18,6 +18,8 @@
  * consumer that js_PullSubscribe itself created when the subscription is unsubscribed, which
  * would lose a durable's position on every restart. Fetched messages are handed out wrapped,
  * with their delivery count and stream sequence read from the metadata once, at fetch time.
+ * A batch publisher (eg_bus_js_batch_*) sends many messages with js_PublishMsgAsync and waits
+ * once for all their acks, on a JetStream context of its own (see the section below).
  *
  * Every natsStatus is mapped to an eg_status_t in one place (status_from_nats).
  */
@@ -768,6 +770,214 @@ out:
     return st;
 }
 
+/* ---- batch publisher ----
+ *
+ * A jsCtx of its own with an ack handler, so js_PublishAsyncComplete waits for this publisher's
+ * messages only. Each eg_bus_js_batch_add takes a slot holding the natsMsg it hands to nats.c;
+ * the handler (on the context's reply subscription thread) finds the slot by that address and
+ * records the outcome. A slot forgets its message once answered, because the handler destroys
+ * it and a later message may get the same address. Messages still unanswered at a wait's
+ * deadline are taken back (js_PublishAsyncGetPendingList), so a late ack finds nothing. */
+
+enum { SLOT_PENDING = 0, SLOT_STORED, SLOT_FAILED };
+
+struct batch_slot {
+    natsMsg *msg; /* in flight, owned by nats.c; NULL once answered or taken back */
+    int state;
+    eg_status_t st; /* SLOT_FAILED: why */
+};
+
+struct eg_bus_js_batch {
+    eg_bus_t *bus;
+    jsCtx *js;
+    pthread_mutex_t mu;
+    struct batch_slot *slots; /* guarded by mu, like n, cap and next */
+    size_t n, cap;
+    size_t next; /* where the handler starts looking: acks come back mostly in order */
+};
+
+static void on_batch_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    eg_bus_js_batch_t *b = closure;
+    natsStatus err = pae != NULL ? pae->Err : NATS_ERR;
+
+    (void)js;
+    if (pa == NULL && err != NATS_NO_RESPONDERS && err != NATS_TIMEOUT) {
+        eg_log_error("nats: JetStream publish on %s failed: %s (JetStream error %d)",
+                     natsMsg_GetSubject(msg),
+                     pae != NULL && pae->ErrText != NULL ? pae->ErrText : "no ack",
+                     pae != NULL ? (int)pae->ErrCode : 0);
+    }
+    pthread_mutex_lock(&b->mu);
+    for (size_t k = 0; k < b->n; k++) {
+        size_t i = (b->next + k) % b->n;
+        if (b->slots[i].msg == msg && b->slots[i].state == SLOT_PENDING) {
+            b->slots[i].msg = NULL;
+            b->slots[i].state = pa != NULL ? SLOT_STORED : SLOT_FAILED;
+            b->slots[i].st = pa != NULL ? EG_OK : status_from_nats(err);
+            b->next = i + 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    /* With an ack handler, the message is ours to destroy. */
+    natsMsg_Destroy(msg);
+}
+
+/* Wait up to ms for every message in flight; take back those still unanswered then, and let a
+ * handler already running finish. Returns false when some were taken back. */
+static bool batch_settle(eg_bus_js_batch_t *b, int64_t ms)
+{
+    jsPubOptions po;
+    natsMsgList pending;
+
+    jsPubOptions_Init(&po);
+    po.MaxWait = ms > 0 ? ms : 1;
+    if (js_PublishAsyncComplete(b->js, &po) == NATS_OK) {
+        return true;
+    }
+    if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK) {
+        natsMsgList_Destroy(&pending);
+    }
+    jsPubOptions_Init(&po);
+    po.MaxWait = CLOSE_WAIT_MS;
+    js_PublishAsyncComplete(b->js, &po);
+    return false;
+}
+
+eg_status_t eg_bus_js_batch_open(eg_bus_t *bus, eg_bus_js_batch_t **out)
+{
+    eg_status_t st = EG_OK;
+    eg_bus_js_batch_t *b = NULL;
+    jsOptions jo;
+    natsStatus s;
+
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (bus == NULL || out == NULL) {
+        st = EG_EINVAL;
+        goto out;
+    }
+    b = eg_xcalloc(1, sizeof(*b));
+    b->bus = bus;
+    pthread_mutex_init(&b->mu, NULL);
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = on_batch_ack;
+    jo.PublishAsync.AckHandlerClosure = b;
+    s = natsConnection_JetStream(&b->js, bus->nc, &jo);
+    if (s != NATS_OK) {
+        eg_log_error("nats: cannot create a JetStream context: %s", last_error());
+        st = status_from_nats(s);
+        goto out;
+    }
+    *out = b;
+    b = NULL;
+
+out:
+    if (b != NULL) {
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+    }
+    return st;
+}
+
+void eg_bus_js_batch_close(eg_bus_js_batch_t *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    batch_settle(b, CLOSE_WAIT_MS);
+    jsCtx_Destroy(b->js);
+    pthread_mutex_destroy(&b->mu);
+    free(b->slots);
+    free(b);
+}
+
+eg_status_t eg_bus_js_batch_add(eg_bus_js_batch_t *b, const char *subject, const void *data,
+                                size_t len, const char *msg_id, const char *corr_id)
+{
+    eg_status_t st;
+    natsMsg *msg = NULL;
+    jsPubOptions po;
+    size_t slot;
+    natsStatus s;
+
+    if (b == NULL) {
+        return EG_EINVAL;
+    }
+    pthread_mutex_lock(&b->mu);
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->slots = eg_xrealloc(b->slots, b->cap * sizeof(*b->slots));
+    }
+    slot = b->n++;
+    b->slots[slot] = (struct batch_slot){.msg = NULL, .state = SLOT_FAILED, .st = EG_EUNAVAIL};
+    pthread_mutex_unlock(&b->mu);
+
+    if (!is_up(b->bus)) {
+        st = EG_EUNAVAIL;
+        goto out;
+    }
+    st = build_msg(&msg, subject, data, len, corr_id);
+    if (st != EG_OK) {
+        goto out;
+    }
+    /* In the slot before it leaves: its ack may come back before js_PublishMsgAsync returns. */
+    pthread_mutex_lock(&b->mu);
+    b->slots[slot] = (struct batch_slot){.msg = msg, .state = SLOT_PENDING, .st = EG_OK};
+    pthread_mutex_unlock(&b->mu);
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    s = js_PublishMsgAsync(b->js, &msg, &po);
+    if (s != NATS_OK) {
+        /* Not sent (nats.c cleared msg otherwise): no ack will come for it. */
+        eg_log_error("nats: JetStream publish on %s failed: %s", subject, last_error());
+        st = status_from_nats(s);
+        pthread_mutex_lock(&b->mu);
+        b->slots[slot] = (struct batch_slot){.msg = NULL, .state = SLOT_FAILED, .st = st};
+        pthread_mutex_unlock(&b->mu);
+    }
+
+out:
+    if (st != EG_OK) {
+        pthread_mutex_lock(&b->mu);
+        b->slots[slot].st = st;
+        pthread_mutex_unlock(&b->mu);
+    }
+    natsMsg_Destroy(msg);
+    return st;
+}
+
+eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *acked, size_t n)
+{
+    eg_status_t st = EG_OK;
+
+    if (b == NULL || (acked == NULL && n > 0)) {
+        return EG_EINVAL;
+    }
+    batch_settle(b, timeout_ms);
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_slot *slot = &b->slots[i];
+        bool stored = slot->state == SLOT_STORED;
+
+        if (i < n) {
+            acked[i] = stored;
+        }
+        if (!stored && st == EG_OK) {
+            st = slot->state == SLOT_FAILED ? slot->st : EG_ETIMEOUT;
+        }
+    }
+    for (size_t i = b->n; i < n; i++) {
+        acked[i] = false;
+    }
+    b->n = 0;
+    b->next = 0;
+    pthread_mutex_unlock(&b->mu);
+    return st;
+}
+
 eg_status_t eg_bus_js_consumer_open(eg_bus_t *bus, const char *stream, const char *durable,
                                     const char *filter_subject, int ack_wait_s,
                                     eg_bus_consumer_t **out)
@@ -945,7 +1155,10 @@ eg_status_t eg_bus_jsmsg_ack(eg_bus_jsmsg_t *m)
     if (m == NULL) {
         return EG_EINVAL;
     }
-    return status_from_nats(natsMsg_AckSync(m->msg, NULL, NULL));
+    /* Not waited for: a round trip per message was the archiver's largest cost, and an ack
+     * that gets lost only means a redelivery, which every consumer here absorbs (the archiver's
+     * writes are idempotent, the bridge's commands are guarded). */
+    return status_from_nats(natsMsg_Ack(m->msg, NULL));
 }
 
 eg_status_t eg_bus_jsmsg_nak(eg_bus_jsmsg_t *m, int64_t delay_ms)

@@ -20,6 +20,7 @@
 #include "engage/timeutil.h"
 #include "lifecycle.h"
 #include "queries.h"
+#include "relay.h"
 #include "services.h"
 #include "engage/subjects.h"
 
@@ -138,7 +139,7 @@ static void after_write(worker_t *w, Eg__State from, const Eg__Callback *cb)
         repair_note(&w->s->repair, cb->tenant_id, cb->service);
         wake_signal(&w->s->dispatch_wake);
     }
-    wake_signal(&w->s->relay_wake);
+    relay_hint(w->s, cb->tenant_id); /* after the SADD: the relay reads this tenant's outbox */
     if (lowered) {
         char due[32];
         int64_t at = cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms;

@@ -1,44 +1,149 @@
 /* The outbox relay. Every state change appends its event to the tenant's outbox stream in the
- * same Lua step as the change (callback_store.c). This thread moves those events to JetStream:
+ * same Lua step as the change (callback_store.c); the writer then adds the tenant to
+ * eg:outbox:pending (a second step, since that key is in no tenant's hash slot) and hints this
+ * thread with the tenant (relay_hint). This thread moves the events to JetStream.
  *
- *   for each tenant in eg:outbox:pending:
- *     XRANGE the outbox (oldest first), publish each event to engage.events.<tenant> with the
- *     event id as Nats-Msg-Id (plus a Dispatch to engage.dispatch.<tenant> when the change hands
- *     the callback to, or takes it back from, the voice platform), and XDEL it only once
- *     JetStream acknowledged it;
- *     an empty outbox leaves the pending set, with a re-check against a concurrent append.
+ * A pass relays the tenants it was hinted; every RELAY_POLL_MS (and after a plain wake_signal,
+ * or when hints overflowed) it also lists eg:outbox:pending, the safety net for writes of other
+ * schedulers, failed hints and restarts. Per tenant, one round trip per batch:
  *
- * A crash between publish and XDEL publishes the event again after restart: JetStream drops it
- * inside its duplicate window and every consumer is idempotent beyond it. Several schedulers may
- * relay the same tenant at once with the same effect. The thread sleeps until a worker wakes it
- * and polls every RELAY_POLL_MS as a safety net. */
+ *   XRANGE outbox - + COUNT 256                        the batch (oldest first)
+ *   publish it to JetStream asynchronously             event id = Nats-Msg-Id; plus a Dispatch
+ *                                                      when the change hands the callback to, or
+ *                                                      takes it back from, the voice platform
+ *   pipeline: [SREM pending tenant]                    listed tenant, batch looks like the last
+ *             XDEL outbox <ids JetStream acknowledged>
+ *             [XRANGE outbox - + COUNT 256]            the next batch (and the re-check after
+ *                                                      an SREM); not after a hinted tenant's
+ *                                                      last batch: a new write hints again
+ *
+ * Leaving the pending set: a writer XADDs to the outbox before it SADDs the tenant. Our SREM
+ * precedes our XRANGE on one connection, so when that XRANGE finds the outbox empty every
+ * writer's XADD came after it, and its SADD after our SREM: the tenant is back in the set. When
+ * the XRANGE finds entries, we relay them and SADD the tenant back unless a later SREM + empty
+ * read ends the drain. (A Lua script cannot do this: the pending set and the outbox live in
+ * different hash slots on Redis Cluster; XDEL and XRANGE need no atomicity, only order.) Only
+ * listed tenants leave the set: a hinted tenant stays in it after its pass and the next listing
+ * (within RELAY_POLL_MS) removes it once its outbox is empty, so a quiet hinted pass is two round
+ * trips (read, acknowledge) and a tenant that goes quiet costs one removal. While a tenant is
+ * out of the set with entries left (one publish long), a crash leaves them to the next write of
+ * the tenant or to the dispatcher's outbox check (dispatcher_recover), which puts every
+ * non-empty outbox back in the set.
+ *
+ * Order and loss: an entry is XDELed only once JetStream acknowledged it (a duplicate inside the
+ * window counts). A batch is published in waves of at most one event per callback, and the next
+ * wave starts only when every message of the previous one was acknowledged, so the events of one
+ * callback reach JetStream in outbox order even when a publish fails midway (a failed entry and
+ * the entries of later waves stay in the outbox and go again, oldest first). A crash between
+ * publish and XDEL publishes the event again after restart: JetStream drops it inside its
+ * duplicate window and every consumer is idempotent beyond it. Several schedulers may relay one
+ * tenant at once with the same effect.
+ *
+ * Pacing: a pass started by writers starts at most every RELAY_MIN_INTERVAL_MS after the
+ * previous one, so under load one pass takes every event written meanwhile; a tenant gets
+ * RELAY_ROUNDS batches per pass, then the others get their turn and it continues in the next
+ * pass at once. A failed tenant (or all of them, when Redis or NATS is unreachable) is retried
+ * after a backoff of 50 ms doubling to 2 s, never in a tight loop. */
 #include "relay.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/subjects.h"
+#include "engage/timeutil.h"
 
 #define RELAY_POLL_MS 2000
-#define RELAY_BATCH "256"
+#define RELAY_BATCH 256
+#define RELAY_BATCH_STR "256"
+#define RELAY_ROUNDS 16
+#define RELAY_MIN_INTERVAL_MS 5
+#define RELAY_BACKOFF_MIN_MS 50
+#define RELAY_BACKOFF_MAX_MS 2000
 #define PUBLISH_TIMEOUT_MS 5000
 
 struct relay {
     sched_t *s;
     eg_store_t *store;
+    eg_bus_js_batch_t *batch;
     pthread_t thread;
+    /* The relay thread's own state. */
+    wake_names_t todo;  /* tenants for the next pass (all: list the pending set too) */
+    wake_names_t carry; /* tenants with entries left after their RELAY_ROUNDS batches */
+    wake_names_t retry; /* tenants that failed (all: everything waits), retried at retry_at */
+    int64_t retry_at, backoff_ms, last_full;
 };
 
-/* Publish the dispatch command an event implies. */
-static eg_status_t publish_dispatch(relay_t *r, const Eg__Event *ev)
+/* One outbox entry of the batch in hand. */
+typedef struct {
+    const char *id;         /* stream entry id, borrowed from the XRANGE reply */
+    const eg_reply_t *data; /* the packed Event, borrowed likewise */
+    Eg__Event *ev;          /* NULL: no data or undecodable, dropped (XDELed unpublished) */
+    size_t first_slot, nslots;
+} entry_t;
+
+void relay_hint(sched_t *s, const char *tenant)
 {
+    wake_signal_name(&s->relay_wake, tenant);
+}
+
+static void names_clear(wake_names_t *set)
+{
+    set->n = 0;
+    set->all = false;
+}
+
+/* Decode one XRANGE entry ([id, [field, value, ...]]; e = event id, d = packed Event). Returns
+ * false when the reply has not that shape (then the batch stops before it). */
+static bool decode_entry(const char *tenant, const eg_reply_t *entry, entry_t *e)
+{
+    if (entry->type != EG_REPLY_ARRAY || entry->elements < 2 ||
+        entry->element[0]->type != EG_REPLY_STRING || entry->element[1]->type != EG_REPLY_ARRAY)
+        return false;
+    e->id = entry->element[0]->str;
+    const eg_reply_t *fields = entry->element[1], *data = NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == EG_REPLY_STRING &&
+            strcmp(fields->element[i]->str, "d") == 0)
+            data = fields->element[i + 1];
+    if (!data || data->type != EG_REPLY_STRING) {
+        eg_log_error("outbox of tenant %s holds entry %s without data; dropping it", tenant, e->id);
+        return true;
+    }
+    e->data = data;
+    e->ev = eg__event__unpack(NULL, data->len, (const uint8_t *)data->str);
+    if (e->ev && (!e->ev->callback || !e->ev->callback->id || !e->ev->event_id)) {
+        eg__event__free_unpacked(e->ev, NULL);
+        e->ev = NULL;
+    }
+    if (!e->ev)
+        eg_log_error("outbox of tenant %s holds an undecodable event (entry %s); dropping it",
+                     tenant, e->id);
+    return true;
+}
+
+/* Send an entry's messages without waiting: the event to engage.events.<tenant>, and the
+ * dispatch command it implies to engage.dispatch.<tenant>. Each takes the next slot. */
+static eg_status_t send_entry(relay_t *r, const char *tenant, entry_t *e, size_t *slot)
+{
+    const Eg__Event *ev = e->ev;
+    char subject[128];
+    snprintf(subject, sizeof subject, "%s%s", EG_SUBJ_EVENTS_PREFIX, tenant);
+    e->first_slot = *slot;
+    e->nslots = 1;
+    (*slot)++;
+    eg_status_t st = eg_bus_js_batch_add(r->batch, subject, e->data->str, e->data->len,
+                                         ev->event_id, ev->corr_id);
+    if (st != EG_OK || !(ev->dispatch || ev->cancel_voice))
+        return st;
+
     Eg__Dispatch d = EG__DISPATCH__INIT;
-    char id[64], subject[128];
+    char id[64];
     snprintf(id, sizeof id, "d-%s", ev->event_id);
     d.dispatch_id = id;
     d.kind = ev->dispatch ? EG__DISPATCH_KIND__DISPATCH_DIAL : EG__DISPATCH_KIND__DISPATCH_CANCEL;
@@ -48,123 +153,326 @@ static eg_status_t publish_dispatch(relay_t *r, const Eg__Event *ev)
     uint8_t *buf = eg_xmalloc(n ? n : 1);
     eg__dispatch__pack(&d, buf);
     snprintf(subject, sizeof subject, "%s%s", EG_SUBJ_DISPATCH_PREFIX, ev->callback->tenant_id);
-    eg_status_t st =
-        eg_bus_js_publish(r->s->bus, subject, buf, n, id, ev->corr_id, PUBLISH_TIMEOUT_MS, NULL);
+    e->nslots = 2;
+    (*slot)++;
+    st = eg_bus_js_batch_add(r->batch, subject, buf, n, id, ev->corr_id);
     free(buf);
     return st;
 }
 
-/* Publish one outbox entry (fields e = event id, d = packed Event). */
-static eg_status_t publish_entry(relay_t *r, const char *tenant, const eg_reply_t *fields)
+/* True when an entry in [from, to) carries an event of callback id. */
+static bool callback_in(const entry_t *e, size_t from, size_t to, const char *id)
 {
-    const eg_reply_t *data = NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (strcmp(fields->element[i]->str, "d") == 0)
-            data = fields->element[i + 1];
-    if (!data) {
-        eg_log_error("outbox of tenant %s holds an entry without data; dropping it", tenant);
-        return EG_OK;
+    for (size_t i = from; i < to; i++)
+        if (e[i].ev && strcmp(e[i].ev->callback->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Publish a batch (an XRANGE reply) in waves of at most one event per callback, each wave
+ * acknowledged before the next starts. acked[i] tells which entries JetStream stored (or which
+ * were dropped as undecodable). Returns the first failure; the waves stop there. */
+static eg_status_t publish_batch(relay_t *r, const char *tenant, const eg_reply_t *rep, bool *acked)
+{
+    size_t n = rep->elements;
+    entry_t *e = eg_xcalloc(n, sizeof *e);
+    bool *slot_ok = eg_xcalloc(2 * n, sizeof *slot_ok);
+    eg_status_t st = EG_OK;
+    size_t i = 0;
+    while (i < n && st == EG_OK) {
+        size_t start = i, slots = 0;
+        for (; i < n && st == EG_OK; i++) {
+            if (!e[i].id && !decode_entry(tenant, rep->element[i], &e[i])) {
+                eg_log_error("outbox of tenant %s: unexpected XRANGE reply", tenant);
+                st = EG_EPROTO;
+                break;
+            }
+            if (!e[i].ev)
+                continue;
+            if (callback_in(e, start, i, e[i].ev->callback->id))
+                break; /* its earlier event is in flight: next wave */
+            st = send_entry(r, tenant, &e[i], &slots);
+        }
+        eg_status_t wst = eg_bus_js_batch_wait(r->batch, PUBLISH_TIMEOUT_MS, slot_ok, slots);
+        if (st == EG_OK)
+            st = wst;
+        for (size_t k = start; k < i; k++) {
+            bool ok = e[k].id != NULL;
+            for (size_t s = 0; s < e[k].nslots; s++)
+                ok = ok && slot_ok[e[k].first_slot + s];
+            acked[k] = ok;
+        }
     }
-    Eg__Event *ev = eg__event__unpack(NULL, data->len, (const uint8_t *)data->str);
-    if (!ev || !ev->callback) {
-        eg_log_error("outbox of tenant %s holds an undecodable event; dropping it", tenant);
-        if (ev)
-            eg__event__free_unpacked(ev, NULL);
-        return EG_OK;
-    }
-    char subject[128];
-    snprintf(subject, sizeof subject, "%s%s", EG_SUBJ_EVENTS_PREFIX, tenant);
-    eg_status_t st = eg_bus_js_publish(r->s->bus, subject, data->str, data->len, ev->event_id,
-                                       ev->corr_id, PUBLISH_TIMEOUT_MS, NULL);
-    if (st == EG_OK && (ev->dispatch || ev->cancel_voice))
-        st = publish_dispatch(r, ev);
-    eg__event__free_unpacked(ev, NULL);
+    for (size_t k = 0; k < n; k++)
+        if (e[k].ev)
+            eg__event__free_unpacked(e[k].ev, NULL);
+    free(slot_ok);
+    free(e);
     return st;
 }
 
-/* Relay one tenant's outbox until it is empty. Returns EG_OK when drained. */
-static eg_status_t drain_tenant(relay_t *r, const char *tenant)
+/* One round trip: optionally SADD or SREM the tenant in the pending set, XDEL acknowledged
+ * entries, and read the next batch (into *next, when read). Commands run in this order. */
+typedef struct {
+    const char *tenant, *k_out;
+    bool sadd, srem, read;
+    const char **del;
+    size_t ndel;
+} step_t;
+
+static eg_status_t run_step(relay_t *r, const step_t *p, eg_reply_t **next)
+{
+    const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, p->tenant};
+    const char *srem[] = {"SREM", CB_KEY_OUTBOX_PENDING, p->tenant};
+    const char *range[] = {"XRANGE", p->k_out, "-", "+", "COUNT", RELAY_BATCH_STR};
+    const char **xdel = NULL;
+    const char *const *cmds[4];
+    int argcs[4];
+    size_t n = 0, read_at = 4;
+    eg_reply_t *replies[4] = {NULL};
+    if (p->sadd) {
+        cmds[n] = sadd;
+        argcs[n++] = 3;
+    }
+    if (p->srem) {
+        cmds[n] = srem;
+        argcs[n++] = 3;
+    }
+    if (p->ndel) {
+        xdel = eg_xcalloc(p->ndel + 2, sizeof *xdel);
+        xdel[0] = "XDEL";
+        xdel[1] = p->k_out;
+        memcpy(xdel + 2, p->del, p->ndel * sizeof *xdel);
+        cmds[n] = xdel;
+        argcs[n++] = (int)p->ndel + 2;
+    }
+    if (p->read) {
+        read_at = n;
+        cmds[n] = range;
+        argcs[n++] = 6;
+    }
+    eg_status_t st = eg_store_pipeline(r->store, n, argcs, cmds, replies);
+    for (size_t i = 0; i < n && st == EG_OK; i++) {
+        if (replies[i]->type == EG_REPLY_ERROR) {
+            eg_log_error("relay of tenant %s: %s: %s", p->tenant, cmds[i][0], replies[i]->str);
+            st = EG_EPROTO;
+        }
+    }
+    if (st == EG_OK && p->read && replies[read_at]->type != EG_REPLY_ARRAY)
+        st = EG_EPROTO;
+    if (st == EG_OK && p->read) {
+        *next = replies[read_at];
+        replies[read_at] = NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        eg_reply_free(replies[i]);
+    free(xdel);
+    return st;
+}
+
+typedef enum { DRAIN_DONE, DRAIN_MORE, DRAIN_FAILED } drain_t;
+
+/* Relay one tenant's outbox: up to RELAY_ROUNDS batches, then DRAIN_MORE when entries may be
+ * left. listed: the tenant came from listing the pending set, so an empty outbox leaves it. */
+static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_status_t *why)
 {
     char k_out[120];
     cb_key(k_out, sizeof k_out, tenant, "outbox", NULL);
-    for (;;) {
-        const char *range[] = {"XRANGE", k_out, "-", "+", "COUNT", RELAY_BATCH};
-        eg_reply_t *rep = NULL;
-        eg_status_t st = eg_store_command(r->store, 6, range, NULL, &rep);
-        if (st != EG_OK)
-            return st;
-        if (rep->type != EG_REPLY_ARRAY || rep->elements == 0) {
-            eg_reply_free(rep);
-            break;
-        }
-        size_t done = 0;
-        for (size_t i = 0; i < rep->elements && st == EG_OK; i++) {
-            const eg_reply_t *entry = rep->element[i];
-            st = publish_entry(r, tenant, entry->element[1]);
-            if (st == EG_OK)
-                done++;
-        }
-        if (done) {
-            const char **del = eg_xcalloc(done + 2, sizeof *del);
-            del[0] = "XDEL";
-            del[1] = k_out;
-            for (size_t i = 0; i < done; i++)
-                del[i + 2] = rep->element[i]->element[0]->str;
-            eg_reply_t *dr = NULL;
-            eg_status_t dst = eg_store_command(r->store, (int)done + 2, del, NULL, &dr);
-            eg_reply_free(dr);
-            free(del);
-            eg_counter_add(r->s->relayed, done);
-            if (st == EG_OK)
-                st = dst;
-        }
-        eg_reply_free(rep);
-        if (st != EG_OK)
-            return st;
-    }
-    /* Empty: leave the pending set, then look again in case a write slipped in between. */
-    const char *srem[] = {"SREM", CB_KEY_OUTBOX_PENDING, tenant};
-    const char *xlen[] = {"XLEN", k_out};
-    eg_reply_t *a = NULL, *b = NULL;
-    eg_status_t st = eg_store_command(r->store, 3, srem, NULL, &a);
-    if (st == EG_OK)
-        st = eg_store_command(r->store, 2, xlen, NULL, &b);
-    if (st == EG_OK && b->type == EG_REPLY_INTEGER && b->integer > 0) {
-        const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, tenant};
-        eg_reply_t *c = NULL;
-        st = eg_store_command(r->store, 3, sadd, NULL, &c);
-        eg_reply_free(c);
-        wake_signal(&r->s->relay_wake);
-    }
-    eg_reply_free(a);
-    eg_reply_free(b);
-    return st;
-}
-
-static void relay_pass(relay_t *r)
-{
-    const char *members[] = {"SMEMBERS", CB_KEY_OUTBOX_PENDING};
+    step_t step = {.tenant = tenant, .k_out = k_out, .read = true};
     eg_reply_t *rep = NULL;
-    if (eg_store_command(r->store, 2, members, NULL, &rep) != EG_OK)
-        return;
-    for (size_t i = 0; rep->type == EG_REPLY_ARRAY && i < rep->elements; i++) {
-        eg_status_t st = drain_tenant(r, rep->element[i]->str);
-        if (st != EG_OK) {
-            eg_log_warn("relay of tenant %s paused: %s", rep->element[i]->str, eg_status_str(st));
+    bool checked = false; /* rep was read right after our SREM */
+    bool removed = false; /* our SREM took the tenant out of the set, and entries were left */
+    drain_t result = DRAIN_DONE;
+    eg_status_t st = run_step(r, &step, &rep);
+    for (int round = 0; st == EG_OK; round++) {
+        if (rep->elements == 0) {
+            if (checked || !listed)
+                break;
+            /* Listed but empty: leave the pending set, and look once more after the SREM. */
+            eg_reply_free(rep);
+            rep = NULL;
+            step = (step_t){.tenant = tenant, .k_out = k_out, .srem = true, .read = true};
+            st = run_step(r, &step, &rep);
+            checked = true;
+            removed = st == EG_OK && rep->elements > 0;
+            continue;
+        }
+        size_t n = rep->elements, ndel = 0;
+        bool *acked = eg_xcalloc(n, sizeof *acked);
+        const char **del = eg_xcalloc(n, sizeof *del);
+        eg_status_t pst = publish_batch(r, tenant, rep, acked);
+        for (size_t i = 0; i < n; i++)
+            if (acked[i])
+                del[ndel++] = rep->element[i]->element[0]->str;
+        bool go_on = pst == EG_OK && round + 1 < RELAY_ROUNDS;
+        /* A short batch and no newer hint for the tenant: probably the last one. A listed tenant
+         * leaves the pending set in this round trip, its read being the re-check; a hinted one
+         * only acknowledges (it stays in the set until the next listing, and a write meanwhile
+         * brings its own hint). */
+        bool last = go_on && n < RELAY_BATCH && !wake_has_name(&r->s->relay_wake, tenant);
+        step = (step_t){.tenant = tenant,
+                        .k_out = k_out,
+                        .sadd = removed && !(last && listed),
+                        .srem = last && listed,
+                        .read = go_on && !(last && !listed),
+                        .del = del,
+                        .ndel = ndel};
+        eg_reply_t *next = NULL;
+        st = run_step(r, &step, &next);
+        if (st == EG_OK)
+            eg_counter_add(r->s->relayed, ndel);
+        free(del);
+        free(acked);
+        eg_reply_free(rep);
+        rep = next;
+        if (st == EG_OK)
+            st = pst;
+        if (st != EG_OK)
+            break;
+        if (!go_on) {
+            result = DRAIN_MORE;
             break;
         }
+        if (!step.read)
+            break; /* a hinted tenant's last batch: done */
+        checked = step.srem;
+        removed = step.srem && rep->elements > 0;
     }
     eg_reply_free(rep);
+    if (st != EG_OK) {
+        *why = st;
+        return DRAIN_FAILED;
+    }
+    return result;
+}
+
+/* Redis or NATS unreachable (or too slow): every tenant would fail the same way. */
+static bool unreachable(eg_status_t st)
+{
+    return st == EG_EUNAVAIL || st == EG_ETIMEOUT;
+}
+
+/* Relay one tenant and file it by the outcome. Returns false when everything must wait. */
+static bool relay_one(relay_t *r, const char *tenant, bool listed, bool *failed)
+{
+    eg_status_t why = EG_OK;
+    drain_t d = drain_tenant(r, tenant, listed, &why);
+    if (d == DRAIN_MORE)
+        wake_names_add(&r->carry, tenant);
+    if (d != DRAIN_FAILED)
+        return true;
+    *failed = true;
+    wake_names_add(&r->retry, tenant);
+    eg_log_warn("relay of tenant %s paused: %s", tenant, eg_status_str(why));
+    if (!unreachable(why))
+        return true;
+    r->retry.all = true;
+    return false;
+}
+
+/* One pass over the tenants in r->todo (and, when due, every tenant in the pending set and
+ * those waiting for a retry). final_pass: at stop, everything once more, no waiting. */
+static void relay_pass(relay_t *r, bool final_pass)
+{
+    int64_t now = eg_mono_ms();
+    bool waiting = r->retry.n || r->retry.all;
+    if (waiting && (final_pass || now >= r->retry_at)) {
+        wake_names_merge(&r->todo, &r->retry);
+        names_clear(&r->retry);
+    } else if (r->retry.all) {
+        /* Everything waits for the retry time: keep what came meanwhile for then. */
+        wake_names_merge(&r->retry, &r->todo);
+        names_clear(&r->todo);
+        return;
+    }
+    bool full = final_pass || r->todo.all || now - r->last_full >= RELAY_POLL_MS;
+    eg_reply_t *members = NULL;
+    bool failed = false, go_on = true;
+    if (full) {
+        const char *smembers[] = {"SMEMBERS", CB_KEY_OUTBOX_PENDING};
+        eg_status_t st = eg_store_command(r->store, 2, smembers, NULL, &members);
+        r->last_full = now;
+        if (st != EG_OK || members->type != EG_REPLY_ARRAY) {
+            eg_log_warn("relay: cannot list %s: %s", CB_KEY_OUTBOX_PENDING,
+                        st == EG_OK ? "unexpected reply" : eg_status_str(st));
+            eg_reply_free(members);
+            members = NULL;
+            wake_names_merge(&r->retry, &r->todo);
+            r->retry.all = true;
+            failed = true;
+            go_on = false;
+        }
+    }
+    for (size_t i = 0; go_on && members && i < members->elements; i++) {
+        const char *t = members->element[i]->str;
+        if (members->element[i]->type != EG_REPLY_STRING || wake_names_has(&r->retry, t))
+            continue;
+        go_on = relay_one(r, t, true, &failed);
+    }
+    for (size_t i = 0; go_on && i < r->todo.n; i++) {
+        const char *t = r->todo.name[i];
+        bool done = false;
+        for (size_t k = 0; members && k < members->elements && !done; k++)
+            done = members->element[k]->type == EG_REPLY_STRING &&
+                   strcmp(members->element[k]->str, t) == 0;
+        if (done || wake_names_has(&r->retry, t))
+            continue; /* relayed above, or waiting for its retry */
+        go_on = relay_one(r, t, false, &failed);
+    }
+    if (!go_on) /* the tenants not reached wait too */
+        for (size_t i = 0; i < r->todo.n; i++)
+            wake_names_add(&r->retry, r->todo.name[i]);
+    eg_reply_free(members);
+    names_clear(&r->todo);
+
+    if (!r->retry.n && !r->retry.all) {
+        r->backoff_ms = 0;
+    } else if (failed) {
+        r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : RELAY_BACKOFF_MIN_MS;
+        if (r->backoff_ms > RELAY_BACKOFF_MAX_MS)
+            r->backoff_ms = RELAY_BACKOFF_MAX_MS;
+        r->retry_at = eg_mono_ms() + r->backoff_ms;
+    }
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 static void *run(void *arg)
 {
     relay_t *r = arg;
+    wake_t *w = &r->s->relay_wake;
+    wake_names_t *got = eg_xmalloc(sizeof *got);
+    r->todo.all = true; /* the first pass looks at every tenant */
     while (!r->s->stopping) {
-        relay_pass(r);
-        wake_wait(&r->s->relay_wake, RELAY_POLL_MS);
+        int64_t started = eg_mono_ms();
+        relay_pass(r, false);
+        int64_t now = eg_mono_ms(), timeout = r->last_full + RELAY_POLL_MS - now;
+        if (r->retry.all || (r->retry.n && r->retry_at - now < timeout))
+            timeout = r->retry_at - now; /* with everything waiting, the listing waits too */
+        if (r->carry.n || r->carry.all)
+            timeout = 0; /* work left: go on at once */
+        bool woken = wake_wait_names(w, timeout, got);
+        wake_names_merge(&r->todo, got);
+        wake_names_merge(&r->todo, &r->carry);
+        names_clear(&r->carry);
+        /* Woken by writers right after a pass: let them write a little more, so that the next
+         * pass relays many events in one round trip per batch instead of one each. */
+        int64_t since = eg_mono_ms() - started;
+        if (woken && since < RELAY_MIN_INTERVAL_MS && !r->s->stopping) {
+            sleep_ms(RELAY_MIN_INTERVAL_MS - since);
+            wake_wait_names(w, 0, got);
+            wake_names_merge(&r->todo, got);
+        }
     }
-    relay_pass(r); /* publish what the last requests wrote */
+    wake_wait_names(w, 0, got);
+    wake_names_merge(&r->todo, got);
+    wake_names_merge(&r->todo, &r->carry);
+    relay_pass(r, true); /* publish what the last requests wrote */
+    free(got);
     return NULL;
 }
 
@@ -173,7 +481,10 @@ eg_status_t relay_start(relay_t **out, sched_t *s)
     relay_t *r = eg_xcalloc(1, sizeof *r);
     r->s = s;
     eg_status_t st = eg_store_open(&r->store, s->cfg->redis_url, 5000);
+    if (st == EG_OK)
+        st = eg_bus_js_batch_open(s->bus, &r->batch);
     if (st != EG_OK) {
+        eg_store_close(r->store);
         free(r);
         return st;
     }
@@ -188,6 +499,7 @@ void relay_stop(relay_t *r)
         return;
     wake_signal(&r->s->relay_wake);
     pthread_join(r->thread, NULL);
+    eg_bus_js_batch_close(r->batch);
     eg_store_close(r->store);
     free(r);
 }

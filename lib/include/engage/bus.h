@@ -66,6 +66,31 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
                               const char *msg_id, const char *corr_id, int timeout_ms,
                               bool *duplicate);
 
+/** A batch publisher: JetStream publishes sent back to back without waiting for each ack, then
+ *  one wait for all of them (nats.c's asynchronous publish). It has its own JetStream context,
+ *  so its wait covers its own messages only. Used by one thread at a time; close it before the
+ *  bus. */
+typedef struct eg_bus_js_batch eg_bus_js_batch_t;
+
+/** Open a batch publisher on bus (borrowed; must outlive it). Close with
+ *  eg_bus_js_batch_close. EG_EINVAL on a NULL argument, else what nats.c reports. */
+eg_status_t eg_bus_js_batch_open(eg_bus_t *bus, eg_bus_js_batch_t **out);
+/** Wait up to a few seconds for what is still in flight, then free. Accepts NULL. */
+void eg_bus_js_batch_close(eg_bus_js_batch_t *b);
+
+/** Send one message of the current batch without waiting for its ack; msg_id becomes its
+ *  Nats-Msg-Id (dedupe), corr_id (may be NULL) the correlation header. Every call takes the
+ *  next slot (0, 1, ... since the last wait), also when it fails: EG_EUNAVAIL when NATS is
+ *  down, else what nats.c reports (that slot is then not acknowledged). Arguments borrowed. */
+eg_status_t eg_bus_js_batch_add(eg_bus_js_batch_t *b, const char *subject, const void *data,
+                                size_t len, const char *msg_id, const char *corr_id);
+/** Wait until every message added since the last wait is acknowledged or failed, at most
+ *  timeout_ms; acked[i] (for i < n; extra slots are false) tells whether the stream stored
+ *  slot i (a duplicate inside the window counts as stored). Messages still unanswered at the
+ *  deadline are taken back and count as not stored. Returns EG_OK when every slot is stored,
+ *  else the first failure's status (EG_ETIMEOUT, EG_EUNAVAIL, EG_EIO, ...). Starts a new batch. */
+eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *acked, size_t n);
+
 typedef struct eg_bus_consumer eg_bus_consumer_t;
 typedef struct eg_bus_jsmsg eg_bus_jsmsg_t;
 
@@ -92,7 +117,8 @@ const char *eg_bus_jsmsg_corr_id(const eg_bus_jsmsg_t *m);
 uint64_t eg_bus_jsmsg_deliveries(const eg_bus_jsmsg_t *m);
 /** The stream sequence of the message. */
 uint64_t eg_bus_jsmsg_seq(const eg_bus_jsmsg_t *m);
-/** Acknowledge (synchronously: returns after the server confirmed). */
+/** Acknowledge. Sent, not confirmed: a lost ack means the message is delivered again after
+ *  AckWait, so consumers must be idempotent (they are: see the callers). */
 eg_status_t eg_bus_jsmsg_ack(eg_bus_jsmsg_t *m);
 /** Negative ack: redeliver after delay_ms (0 = at once). */
 eg_status_t eg_bus_jsmsg_nak(eg_bus_jsmsg_t *m, int64_t delay_ms);
