@@ -3,21 +3,21 @@
 
 #include <math.h>
 
-/* Engage's constants: the figures of the last full `make bench` run (2026-11-28, 2 cores),
+/* Engage's constants: the figures of the last full `make bench` run (2026-11-29, 2 cores),
  * copied from the table in docs/benchmarks.md (and .run/bench.json); update both together after
  * a change that moves a figure. Memory and disk are per booked (Redis) or completed
  * (PostgreSQL) callback. A scheduled callback costs nothing while it waits: the dispatcher
  * sleeps until the earliest due time and polls nothing per callback (seed scenario). */
 const eg_sizing_model_t eg_sizing_engage = {
     .name = "Engage",
-    .redis_bytes_per_cb_low = 1336,
-    .redis_bytes_per_cb_high = 1336,
-    .redis_bytes_per_userdata_kb = 1146,
-    .pg_bytes_per_cb_low = 1782,
-    .pg_bytes_per_cb_high = 1782,
-    .pg_bytes_per_userdata_kb = 1073,
-    .redis_cmds_immediate_life = 81.8,
-    .redis_cmds_scheduled_life = 95.2,
+    .redis_bytes_per_cb_low = 766,
+    .redis_bytes_per_cb_high = 766,
+    .redis_bytes_per_userdata_kb = 817,
+    .pg_bytes_per_cb_low = 1290,
+    .pg_bytes_per_cb_high = 1290,
+    .pg_bytes_per_userdata_kb = 1071,
+    .redis_cmds_immediate_life = 48.8,
+    .redis_cmds_scheduled_life = 69.0,
     .redis_cmds_per_waiting_min = 0,
     .idle_redis_cmds_per_s = 0.6,
     .idle_per_tenant = false,
