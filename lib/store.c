@@ -210,7 +210,8 @@ static void free_replies(redisReply **rs, size_t n)
 /* Pipelined version of roundtrip: append n commands, then read n replies. The whole batch is
  * resent once after a reconnect when any read or write fails. */
 static eg_status_t pipeline_roundtrip(eg_store_t *s, size_t n, const int *argcs,
-                                      const char *const *const *cmds, redisReply **out)
+                                      const char *const *const *cmds, const size_t *const *lens,
+                                      redisReply **out)
 {
     eg_status_t st = EG_EUNAVAIL;
     size_t i;
@@ -224,8 +225,8 @@ static eg_status_t pipeline_roundtrip(eg_store_t *s, size_t n, const int *argcs,
         }
         for (i = 0; i < n; i++) {
             /* hiredis takes char ** without const but only reads the strings. */
-            if (redisAppendCommandArgv(s->ctx, argcs[i], (const char **)cmds[i], NULL) !=
-                REDIS_OK) {
+            if (redisAppendCommandArgv(s->ctx, argcs[i], (const char **)cmds[i],
+                                       lens != NULL ? lens[i] : NULL) != REDIS_OK) {
                 break;
             }
         }
@@ -550,6 +551,84 @@ out:
     return st;
 }
 
+eg_status_t eg_store_eval_then(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
+                               const size_t *argvlen, eg_reply_t **reply, size_t n,
+                               const int *argcs, const char *const *const *cmds, eg_reply_t **after)
+{
+    eg_status_t st;
+    redisReply **raw = NULL;
+    const char **av = NULL;
+    size_t *al = NULL;
+    char nk[16];
+    int total = argc + 3;
+
+    if (reply != NULL) {
+        *reply = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        after[i] = NULL;
+    }
+    if (script < 0 || (size_t)script >= s->nscripts || nkeys < 0 || argc < nkeys ||
+        (argc > 0 && argv == NULL)) {
+        return EG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (argcs[i] <= 0 || cmds[i] == NULL) {
+            return EG_EINVAL;
+        }
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    av = eg_xmalloc((size_t)total * sizeof(*av));
+    al = eg_xmalloc((size_t)total * sizeof(*al));
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = s->scripts[script].sha;
+    al[1] = 40;
+    av[2] = nk;
+    al[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+    }
+    /* The script first, then the commands, as one pipeline. */
+    const char *const **all = eg_xcalloc(n + 1, sizeof(*all));
+    const size_t **lens = eg_xcalloc(n + 1, sizeof(*lens));
+    int *counts = eg_xcalloc(n + 1, sizeof(*counts));
+    all[0] = av;
+    lens[0] = al;
+    counts[0] = total;
+    for (size_t i = 0; i < n; i++) {
+        all[i + 1] = cmds[i];
+        counts[i + 1] = argcs[i];
+    }
+    raw = eg_xcalloc(n + 1, sizeof(*raw));
+    st = pipeline_roundtrip(s, n + 1, counts, all, lens, raw);
+    if (st == EG_OK && is_noscript(raw[0])) {
+        /* The server lost its scripts (a restart without them): load it and send it all again;
+         * the commands after the script must be idempotent for this. */
+        free_replies(raw, n + 1);
+        st = load_script(s, &s->scripts[script]);
+        if (st == EG_OK) {
+            st = pipeline_roundtrip(s, n + 1, counts, all, lens, raw);
+        }
+    }
+    if (st == EG_OK) {
+        for (size_t i = 0; i < n; i++) {
+            after[i] = convert(raw[i + 1]);
+        }
+        st = finish(s, raw[0], reply);
+        raw[0] = NULL;
+    }
+    free_replies(raw, n + 1);
+    free(raw);
+    free(all);
+    free(lens);
+    free(counts);
+    free(av);
+    free(al);
+    return st;
+}
+
 eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
                              eg_reply_t **reply)
 {
@@ -592,7 +671,7 @@ eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs,
         }
     }
     raw = eg_xcalloc(n, sizeof(*raw));
-    st = pipeline_roundtrip(s, n, argcs, cmds, raw);
+    st = pipeline_roundtrip(s, n, argcs, cmds, NULL, raw);
     if (st != EG_OK) {
         goto out;
     }

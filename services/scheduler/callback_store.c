@@ -261,9 +261,61 @@ static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
     return b;
 }
 
+void cb_followup_init(cb_followup_t *f, Eg__State from, const Eg__Callback *cb)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->member, sizeof f->member, "%s|%s", cb->tenant_id, cb->service);
+    snprintf(f->tenant, sizeof f->tenant, "%s", cb->tenant_id);
+    /* The due index learns the earliest time a dispatcher must look at this service: a due
+     * time, or the watch time of an attempt just handed over (later changes only move a watch
+     * time later, and the index entry may stay early: a dispatcher then looks once in vain). */
+    bool from_live = from == EG__STATE__STATE_QUEUED || from == EG__STATE__STATE_ROUTING ||
+                     from == EG__STATE__STATE_PROCESSING;
+    bool index_it = cb->state == EG__STATE__STATE_SCHEDULED || (watched(cb) && !from_live);
+    snprintf(f->due, sizeof f->due, "%" PRId64,
+             cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms);
+    f->due_ms = cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms;
+    f->sadd[0] = "SADD";
+    f->sadd[1] = CB_KEY_OUTBOX_PENDING;
+    f->sadd[2] = f->tenant;
+    f->zadd[0] = "ZADD";
+    f->zadd[1] = CB_KEY_DUE_INDEX;
+    f->zadd[2] = "LT";
+    f->zadd[3] = "CH";
+    f->zadd[4] = f->due;
+    f->zadd[5] = f->member;
+    f->cmds[0] = f->sadd;
+    f->argcs[0] = 3;
+    f->cmds[1] = f->zadd;
+    f->argcs[1] = 6;
+    f->n = index_it ? 2 : 1;
+    f->st = EG_EUNAVAIL; /* until it ran */
+}
+
+/* Run a script with the follow-up behind it in the same round trip (or alone without one). */
+static eg_status_t eval_with(eg_store_t *store, int script, int nkeys, int argc, const char **argv,
+                             const size_t *lens, eg_reply_t **r, cb_followup_t *f)
+{
+    if (!f)
+        return eg_store_eval(store, script, nkeys, argc, argv, lens, r);
+    eg_reply_t *after[2] = {NULL, NULL};
+    eg_status_t st = eg_store_eval_then(store, script, nkeys, argc, argv, lens, r, f->n, f->argcs,
+                                        f->cmds, after);
+    f->st = st == EG_OK || st == EG_EPROTO ? EG_OK : st;
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->st == EG_OK && (!after[i] || after[i]->type == EG_REPLY_ERROR))
+            f->st = EG_EPROTO;
+    }
+    f->lowered =
+        f->st == EG_OK && f->n == 2 && after[1]->type == EG_REPLY_INTEGER && after[1]->integer > 0;
+    eg_reply_free(after[0]);
+    eg_reply_free(after[1]);
+    return st;
+}
+
 eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
                             const Eg__Event *ev, const cb_create_opts_t *opts,
-                            cb_create_result_t *res)
+                            cb_create_result_t *res, cb_followup_t *f)
 {
     char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_num[200], k_idem[400], k_w[200],
         k_daily[260], score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16],
@@ -309,8 +361,8 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     lens[BLOB] = blob_len;
     lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->create, N_KEYS,
-                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
+    eg_status_t st = eval_with(store, scripts->create, N_KEYS, (int)(sizeof argv / sizeof *argv),
+                               argv, lens, &r, f);
     if (st != EG_OK)
         goto out;
     if (r->type == EG_REPLY_INTEGER && r->integer == 1) {
@@ -374,7 +426,7 @@ out:
 
 eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
-                                const Eg__Event *ev, int release_slot)
+                                const Eg__Event *ev, int release_slot, cb_followup_t *f)
 {
     char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_num[200],
         k_served[200], k_stats[200], k_daily[260], live_field[140], ttl[32], slot[32], now[32];
@@ -432,8 +484,8 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     lens[BLOB] = blob_len;
     lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->transition, N_KEYS,
-                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
+    eg_status_t st = eval_with(store, scripts->transition, N_KEYS,
+                               (int)(sizeof argv / sizeof *argv), argv, lens, &r, f);
     if (st == EG_OK)
         st = (r->type == EG_REPLY_INTEGER && r->integer == 1) ? EG_OK : EG_ECONFLICT;
     eg_reply_free(r);
@@ -479,37 +531,6 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
     eg_reply_free(r);
     free(argv);
     free(fields);
-    return st;
-}
-
-eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
-                                 bool *lowered)
-{
-    char member[200], due[32];
-    snprintf(member, sizeof member, "%s|%s", cb->tenant_id, cb->service);
-    /* The due index learns the earliest time a dispatcher must look at this service: a due
-     * time, or the watch time of an attempt just handed over (later changes only move a watch
-     * time later, and the index entry may stay early: a dispatcher then looks once in vain). */
-    bool from_live = from == EG__STATE__STATE_QUEUED || from == EG__STATE__STATE_ROUTING ||
-                     from == EG__STATE__STATE_PROCESSING;
-    bool index_it = cb->state == EG__STATE__STATE_SCHEDULED || (watched(cb) && !from_live);
-    snprintf(due, sizeof due, "%" PRId64,
-             cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms);
-    const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, cb->tenant_id};
-    const char *zadd[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", "CH", due, member};
-    const char *const *cmds[] = {sadd, zadd};
-    int argcs[] = {3, 6};
-    eg_reply_t *replies[2] = {NULL, NULL};
-    size_t n = index_it ? 2 : 1;
-    eg_status_t st = eg_store_pipeline(store, n, argcs, cmds, replies);
-    if (lowered)
-        *lowered = st == EG_OK && index_it && replies[1]->type == EG_REPLY_INTEGER &&
-                   replies[1]->integer > 0;
-    for (size_t i = 0; i < n; i++) {
-        if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
-            st = EG_EPROTO;
-        eg_reply_free(replies[i]);
-    }
     return st;
 }
 
@@ -624,7 +645,7 @@ eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const cha
 
 eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
-                                int capacity, const Eg__Event *ev, int *used)
+                                int capacity, const Eg__Event *ev, int *used, cb_followup_t *f)
 {
     char k_cb[160], k_due[200], k_slots[200], k_out[120], k_num[200], score[32], ttl[32],
         old_slot[32], new_slot[32], cap[16];
@@ -654,8 +675,8 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
     lens[BLOB] = blob_len;
     lens[EVB] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(store, scripts->reschedule, N_KEYS,
-                                   (int)(sizeof argv / sizeof *argv), argv, lens, &r);
+    eg_status_t st = eval_with(store, scripts->reschedule, N_KEYS,
+                               (int)(sizeof argv / sizeof *argv), argv, lens, &r, f);
     if (st == EG_OK) {
         if (r->type == EG_REPLY_INTEGER)
             st = r->integer == 1 ? EG_OK : EG_ECONFLICT;

@@ -63,22 +63,60 @@ typedef struct {
     char existing_id[40];
 } cb_create_result_t;
 
+/* ---- what crosses tenants (plain keys, no hash tag; written in a second, idempotent step) ----
+ *
+ *   eg:outbox:pending   SET of tenants whose outbox may hold entries (the relay's work list)
+ *   eg:due:index        ZSET "<tenant>|<service>" -> earliest score of that service's due and
+ *                       watch ZSETs (never later than it; possibly earlier)
+ */
+#define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
+#define CB_KEY_DUE_INDEX "eg:due:index"
+
+/** The second step of a write (the follow-up): mark the tenant's outbox pending (SADD); for a
+ *  SCHEDULED record lower the due index entry to its due time, for a record just handed to the
+ *  voice platform to its watch time (ZADD LT). Built before the write with cb_followup_init and
+ *  passed to it, it is sent behind the write's script in the same round trip: it runs whatever
+ *  the script answers (a refused write only marks a tenant pending or lowers an entry in vain;
+ *  the relay and the dispatcher shrug that off), and always after the script's XADD. After the
+ *  write, st says whether it ran (else the scheduler notes the service for repair) and lowered
+ *  whether the due index moved earlier (then dispatchers must be woken).
+ *
+ *  The statistics are kept by the scripts themselves, in the tenant's slot:
+ *   eg:{t:T}:served:<vq>          LIST of the last 32 times an agent took a callback (EWT)
+ *   eg:{t:T}:stats:<service>      HASH processing -> callbacks with an agent now
+ *   eg:{t:T}:daily:<service>:<d>  HASH created, completed on UTC day d (kept 3 days) */
+typedef struct {
+    eg_status_t st; /**< EG_OK when the follow-up ran */
+    bool lowered;   /**< the due index entry moved earlier */
+    int64_t due_ms; /**< the time it was lowered to */
+    /* the commands, built by cb_followup_init */
+    char member[200], tenant[64], due[32];
+    const char *sadd[3], *zadd[6];
+    const char *const *cmds[2];
+    int argcs[2];
+    size_t n;
+} cb_followup_t;
+
+/** Build the follow-up of a write of cb from state `from` (UNSPECIFIED for a create). */
+void cb_followup_init(cb_followup_t *f, Eg__State from, const Eg__Callback *cb);
+
 /** Load the scripts into this connection. */
 eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts);
 
 /** Write a new callback with its event, in one step that also checks the Idempotency-Key, the
  *  number's limits and the slot's capacity (opts). EG_EFULL: slot full; EG_ELIMIT: a per-number
- *  limit; EG_ECONFLICT: the id exists; EG_OK with res->replayed: the key was used before. */
+ *  limit; EG_ECONFLICT: the id exists; EG_OK with res->replayed: the key was used before. f (may
+ *  be NULL) is the follow-up to send behind it. */
 eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, const Eg__Callback *cb,
                             const Eg__Event *ev, const cb_create_opts_t *opts,
-                            cb_create_result_t *res);
+                            cb_create_result_t *res, cb_followup_t *f);
 
 /** Move a SCHEDULED callback (old = the blob read before, prev its record) to next's desired
  *  time and slot, releasing the old slot's place in the same step. EG_EFULL (*used set) when the
  *  new slot is full; EG_ECONFLICT when the record changed meanwhile. */
 eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
-                                int capacity, const Eg__Event *ev, int *used);
+                                int capacity, const Eg__Event *ev, int *used, cb_followup_t *f);
 
 /** Ids of a tenant's callbacks for a number, newest first (at most max; ids[i] malloc'd). */
 eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char *phone, int max,
@@ -95,7 +133,7 @@ eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, 
  *  stored blob is no longer old. */
 eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, const char *old,
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
-                                const Eg__Event *ev, int release_slot);
+                                const Eg__Event *ev, int release_slot, cb_followup_t *f);
 
 /** 1-based position of a QUEUED callback in its service's queue, 0 when not queued. */
 int cb_store_queue_position(eg_store_t *store, const Eg__Callback *cb);
@@ -116,29 +154,6 @@ Eg__Callback *cb_store_unpack(const void *blob, size_t len);
 /** Build a key name "eg:{t:<tenant>}:<kind>[:<rest>]" into out. */
 void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest);
 
-#endif
-
-/* ---- what crosses tenants (plain keys, no hash tag; written in a second, idempotent step) ----
- *
- *   eg:outbox:pending   SET of tenants whose outbox may hold entries (the relay's work list)
- *   eg:due:index        ZSET "<tenant>|<service>" -> earliest score of that service's due and
- *                       watch ZSETs (never later than it; possibly earlier)
- */
-#define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
-#define CB_KEY_DUE_INDEX "eg:due:index"
-
-/** After a write from state `from` (UNSPECIFIED for a create): mark the tenant's outbox pending;
- *  for a SCHEDULED record lower the due index entry to its due time, for a record just handed
- *  to the voice platform to its watch time. *lowered (may be NULL) tells whether the due index
- *  moved earlier (then dispatchers must be woken). One round trip.
- *
- *  The statistics are kept by the scripts themselves, in the tenant's slot:
- *   eg:{t:T}:served:<vq>          LIST of the last 32 times an agent took a callback (EWT)
- *   eg:{t:T}:stats:<service>      HASH processing -> callbacks with an agent now
- *   eg:{t:T}:daily:<service>:<d>  HASH created, completed on UTC day d (kept 3 days) */
-eg_status_t cb_store_after_write(eg_store_t *store, Eg__State from, const Eg__Callback *cb,
-                                 bool *lowered);
-
 /** Recompute the due index entry of a tenant's service from its due and watch ZSETs (after a
  * dispatcher took callbacks from it). Safe against concurrent creates: see the .c. */
 eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service);
@@ -151,3 +166,5 @@ eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *
 /** Drop an id from a service's due and watch ZSETs (its record is gone). */
 eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
                                 const char *id);
+
+#endif

@@ -126,24 +126,22 @@ static void init_event(Eg__Event *ev, char *event_id, Eg__Callback *cb, Eg__Stat
                        lc_gave_up(from, cb); /* an attempt given up: stop what is left of it */
 }
 
-/* The second step of every write: outbox marked pending, due index lowered, and the relay and
- * dispatchers woken. Failing here loses nothing: the service is noted for repair (repair.h) and
- * the dispatcher redoes the step within a second, so it is logged, not returned. */
-static void after_write(worker_t *w, Eg__State from, const Eg__Callback *cb)
+/* After a successful write: its follow-up (the second step: outbox marked pending, due index
+ * lowered, sent behind the script) is checked, and the relay and dispatchers woken. A follow-up
+ * that did not run loses nothing: the service is noted for repair (repair.h) and the dispatcher
+ * redoes the step within a second, so it is logged, not returned. */
+static void after_write(worker_t *w, const cb_followup_t *f, const Eg__Callback *cb)
 {
-    bool lowered = false;
-    eg_status_t st = cb_store_after_write(w->store, from, cb, &lowered);
-    if (st != EG_OK) {
+    if (f->st != EG_OK) {
         eg_log_warn("callback %s: outbox/due index update failed (%s); the dispatcher will redo it",
-                    cb->id, eg_status_str(st));
+                    cb->id, eg_status_str(f->st));
         repair_note(&w->s->repair, cb->tenant_id, cb->service);
         wake_signal(&w->s->dispatch_wake);
     }
     relay_hint(w->s, cb->tenant_id); /* after the SADD: the relay reads this tenant's outbox */
-    if (lowered) {
+    if (f->lowered) {
         char due[32];
-        int64_t at = cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms;
-        int n = snprintf(due, sizeof due, "%" PRId64, at);
+        int n = snprintf(due, sizeof due, "%" PRId64, f->due_ms);
         wake_signal(&w->s->dispatch_wake);
         eg_bus_publish(w->s->bus, EG_SUBJ_DUE_WAKE, due, (size_t)n, eg_log_corr());
     }
@@ -320,7 +318,9 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
                              .max_per_day = svc->max_per_number_per_day,
                              .idem_key = req->idempotency_key};
     cb_create_result_t res;
-    st = cb_store_create(w->store, &w->scripts, &cb, &ev, &opts, &res);
+    cb_followup_t follow;
+    cb_followup_init(&follow, EG__STATE__STATE_UNSPECIFIED, &cb);
+    st = cb_store_create(w->store, &w->scripts, &cb, &ev, &opts, &res, &follow);
     if (st == EG_OK && res.replayed) {
         /* The Idempotency-Key was used before: answer with that first callback. */
         Eg__Callback *first = NULL;
@@ -373,7 +373,7 @@ void cb_create(worker_t *w, const Eg__CreateRequest *req, Eg__CallbackReply *rep
         goto out;
     }
     remember(w, &cb);
-    after_write(w, EG__STATE__STATE_UNSPECIFIED, &cb);
+    after_write(w, &follow, &cb);
     reply->callback = clone_cb(&cb);
     set_status(reply, EG_OK, NULL);
     eg_counter_inc(w->s->created);
@@ -463,13 +463,15 @@ static eg_status_t apply_read(worker_t *w, const char *tenant, const char *id, m
         /* A never-dispatched SCHEDULED callback holds a place in its slot; give it back. */
         int release = prev->state == EG__STATE__STATE_SCHEDULED && prev->attempts == 0 &&
                       next->state != EG__STATE__STATE_SCHEDULED;
-        st = cb_store_transition(w->store, &w->scripts, blob, blob_len, prev, next, &ev, release);
-        Eg__State prev_state = prev->state;
+        cb_followup_t follow;
+        cb_followup_init(&follow, prev->state, next);
+        st = cb_store_transition(w->store, &w->scripts, blob, blob_len, prev, next, &ev, release,
+                                 &follow);
         free(blob);
         eg__callback__free_unpacked(prev, NULL);
         if (st == EG_OK) {
             remember(w, next);
-            after_write(w, prev_state, next);
+            after_write(w, &follow, next);
             if (next->state == EG__STATE__STATE_COMPLETED)
                 eg_counter_inc(w->s->completed);
             if (written)
@@ -699,10 +701,12 @@ void cb_reschedule(worker_t *w, const Eg__RescheduleRequest *req, Eg__CallbackRe
         next->version = prev->version + 1;
         Eg__Event ev;
         init_event(&ev, event_id, next, prev->state);
+        cb_followup_t follow;
+        cb_followup_init(&follow, prev->state, next);
         st = cb_store_reschedule(w->store, &w->scripts, blob, blob_len, prev, next, capacity, &ev,
-                                 &used);
+                                 &used, &follow);
         if (st == EG_OK) {
-            after_write(w, prev->state, next);
+            after_write(w, &follow, next);
             eg_log_info("callback %s rescheduled", req->id);
             reply->callback = next;
             next = NULL;

@@ -51,6 +51,16 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script);
 eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
                           const size_t *argvlen, eg_reply_t **reply);
 
+/** eg_store_eval, with n more commands (NUL-terminated argv, as eg_store_pipeline) sent behind
+ *  the script in the same round trip; after[i] (owned by the caller) are their replies. The
+ *  commands run whatever the script answers, after it; when the server has lost the script it is
+ *  loaded and everything is sent again (the commands then ran twice, the last time after the
+ *  script), so they must be idempotent. */
+eg_status_t eg_store_eval_then(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
+                               const size_t *argvlen, eg_reply_t **reply, size_t n,
+                               const int *argcs, const char *const *const *cmds,
+                               eg_reply_t **after);
+
 /** Run one command given as argv (binary-safe with argvlen; NULL = NUL-terminated strings).
  *  A -ERR reply is EG_EPROTO (reply kept when non-NULL); -LOADING (a restarted server still
  *  reading its data) is EG_EUNAVAIL with no reply. Reconnects and retries once on a dropped

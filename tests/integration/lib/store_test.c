@@ -519,3 +519,51 @@ Test(store, loading_is_unavailable)
     pthread_join(t, NULL);
     close(lfd);
 }
+
+Test(store, eval_then_sends_commands_behind_the_script_in_one_round_trip)
+{
+    eg_store_t *s = open_store();
+    char list[96], set[96], src[160];
+    int h = -1;
+    key(list, sizeof list, "then-list");
+    key(set, sizeof set, "then-set");
+    /* A source unique to this process (SCRIPT FLUSH below must not disturb other tests). */
+    snprintf(src, sizeof src, "-- then %ld\nredis.call('RPUSH', KEYS[1], ARGV[1])\nreturn 7",
+             (long)getpid());
+    cr_assert_eq(eg_store_script_add(s, src, &h), EG_OK, "%s", eg_store_error(s));
+    const char *keys_argv[] = {list, "from-script"};
+    const char *push[] = {"RPUSH", list, "after"};
+    const char *sadd[] = {"SADD", set, "m"};
+    const char *const *cmds[] = {push, sadd};
+    int argcs[] = {3, 3};
+
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) { /* the server lost its scripts: loaded again, everything resent */
+            const char *flush[] = {"SCRIPT", "FLUSH"};
+            eg_reply_free(cmd(s, 2, flush));
+            const char *del[] = {"DEL", list};
+            eg_reply_free(cmd(s, 2, del));
+        }
+        eg_reply_t *r = NULL, *after[2] = {NULL, NULL};
+        cr_assert_eq(eg_store_eval_then(s, h, 1, 2, keys_argv, NULL, &r, 2, argcs, cmds, after),
+                     EG_OK, "%s", eg_store_error(s));
+        cr_expect_eq(r->integer, 7, "the script's reply");
+        cr_expect_eq(after[0]->type, EG_REPLY_INTEGER);
+        cr_expect_eq(after[1]->type, EG_REPLY_INTEGER);
+        eg_reply_free(r);
+        eg_reply_free(after[0]);
+        eg_reply_free(after[1]);
+        const char *range[] = {"LRANGE", list, "0", "-1"};
+        r = cmd(s, 4, range);
+        /* Round 1: the first send met NOSCRIPT (the script did nothing, the command ran), then
+         * everything went again: the command ran twice, once after the script. */
+        size_t want = round == 0 ? 2 : 3;
+        cr_assert_eq(r->elements, want, "round %d: %zu entries", round, r->elements);
+        cr_expect_str_eq(r->element[want - 2]->str, "from-script", "the script runs once");
+        cr_expect_str_eq(r->element[want - 1]->str, "after", "and the command after it");
+        eg_reply_free(r);
+    }
+    const char *del[] = {"DEL", list, set};
+    eg_reply_free(cmd(s, 3, del));
+    eg_store_close(s);
+}
