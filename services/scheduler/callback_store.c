@@ -211,6 +211,9 @@ static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
 uint8_t *cb_store_pack(const Eg__Callback *cb, size_t *len)
 {
     Eg__Callback z = *cb;
+    /* The tenant and the id are in the record's key: not stored twice. */
+    z.tenant_id = (char *)protobuf_c_empty_string;
+    z.id = (char *)protobuf_c_empty_string;
     uint8_t *deflated = NULL;
     size_t dlen = 0;
     size_t ulen = cb->user_data_json ? strlen(cb->user_data_json) : 0;
@@ -226,10 +229,22 @@ uint8_t *cb_store_pack(const Eg__Callback *cb, size_t *len)
     return b;
 }
 
-Eg__Callback *cb_store_unpack(const void *blob, size_t len)
+/* Put a string field back (the unpacked default is protobuf-c's, never freed). */
+static void set_field(char **field, const char *value)
+{
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = eg_xstrdup(value);
+}
+
+Eg__Callback *cb_store_unpack(const char *tenant, const char *id, const void *blob, size_t len)
 {
     Eg__Callback *cb = eg__callback__unpack(NULL, len, blob);
-    if (!cb || !cb->user_data_z.len)
+    if (!cb)
+        return NULL;
+    set_field(&cb->tenant_id, tenant);
+    set_field(&cb->id, id);
+    if (!cb->user_data_z.len)
         return cb;
     char *json = NULL;
     size_t jlen = 0;
@@ -408,7 +423,7 @@ eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, 
         st = EG_EPROTO;
         goto out;
     }
-    *cb = cb_store_unpack(r->str, r->len);
+    *cb = cb_store_unpack(tenant, id, r->str, r->len);
     if (!*cb) {
         eg_log_error("callback %s: stored record cannot be decoded", id);
         st = EG_EPROTO;

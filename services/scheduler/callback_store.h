@@ -142,14 +142,16 @@ int cb_store_queue_position(eg_store_t *store, const Eg__Callback *cb);
 eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const char *service,
                                  const int64_t *starts, size_t n, int *used);
 
-/** The stored form of a record (malloc'd, *len bytes): the packed protobuf, with its user data
- *  deflated into user_data_z when it is long enough for that to save room. Every blob written
- *  to Redis, and every blob remembered for a compare-and-set, is made by this. */
+/** The stored form of a record (malloc'd, *len bytes): the packed protobuf without the tenant
+ *  and callback ids (they are in its key), with its user data deflated into user_data_z when it
+ *  is long enough for that to save room. Every blob written to Redis, and every blob remembered
+ *  for a compare-and-set, is made by this. */
 uint8_t *cb_store_pack(const Eg__Callback *cb, size_t *len);
 
-/** A record from its stored form, user data inflated back into user_data_json; NULL when the
- *  blob cannot be decoded. Free with eg__callback__free_unpacked. */
-Eg__Callback *cb_store_unpack(const void *blob, size_t len);
+/** The record of tenant's callback id from its stored form, ids put back and user data inflated
+ *  back into user_data_json; NULL when the blob cannot be decoded. Free with
+ *  eg__callback__free_unpacked. */
+Eg__Callback *cb_store_unpack(const char *tenant, const char *id, const void *blob, size_t len);
 
 /** Build a key name "eg:{t:<tenant>}:<kind>[:<rest>]" into out. */
 void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest);

@@ -98,7 +98,7 @@ static eg_status_t read_record(worker_t *w, const char *tenant, const char *id, 
     memset(out, 0, sizeof *out);
     out->blob = blob_cache_get(w->s->blobs, tenant, id, &out->len);
     if (out->blob) {
-        out->cb = cb_store_unpack(out->blob, out->len);
+        out->cb = cb_store_unpack(tenant, id, out->blob, out->len);
         if (out->cb) {
             out->cached = true;
             return EG_OK;

@@ -20,9 +20,11 @@ Test(stored_form, long_user_data_is_deflated_and_comes_back_unchanged)
     size_t len = 0, plain = eg__callback__get_packed_size(&cb);
     uint8_t *blob = cb_store_pack(&cb, &len);
     cr_expect_lt(len, plain / 2, "stored %zu bytes for %zu of protobuf", len, plain);
-    Eg__Callback *back = cb_store_unpack(blob, len);
+    Eg__Callback *back = cb_store_unpack("t-1", cb.id, blob, len);
     cr_assert_not_null(back);
     cr_expect_str_eq(back->user_data_json, json);
+    cr_expect_str_eq(back->id, cb.id, "the id comes back from the key");
+    cr_expect_str_eq(back->tenant_id, "t-1");
     cr_expect_eq(back->user_data_z.len, 0, "the deflated copy is not handed on");
     cr_expect_str_eq(back->phone, cb.phone);
     eg__callback__free_unpacked(back, NULL);
@@ -36,11 +38,11 @@ Test(stored_form, short_user_data_is_stored_as_it_is)
     cb.user_data_json = "{\"a\":1}";
     size_t len = 0;
     uint8_t *blob = cb_store_pack(&cb, &len);
-    cr_expect_eq(len, eg__callback__get_packed_size(&cb));
-    Eg__Callback *back = cb_store_unpack(blob, len);
+    cr_expect_eq(len, eg__callback__get_packed_size(&cb) - 38, "the id is not stored");
+    Eg__Callback *back = cb_store_unpack("t-2", cb.id, blob, len);
     cr_assert_not_null(back);
     cr_expect_str_eq(back->user_data_json, "{\"a\":1}");
     eg__callback__free_unpacked(back, NULL);
     free(blob);
-    cr_expect_null(cb_store_unpack("\xff\xff\xff", 3), "garbage is refused");
+    cr_expect_null(cb_store_unpack("t", "i", "\xff\xff\xff", 3), "garbage is refused");
 }
