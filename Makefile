@@ -26,7 +26,7 @@ build:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 	cmake --build build -j$$(nproc)
 
-# Release build, private stack under /var/tmp, ~13 minutes of measurements: prints the table,
+# Release build, private stack under /var/tmp, ~12 minutes of measurements: prints the table,
 # writes .run/bench.json and docs/benchmarks.md (BENCH_SCALE=0.1 for a quick trial).
 bench:
 	@$(SCRIPT_ENV) scripts/bench.sh
