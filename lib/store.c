@@ -492,6 +492,24 @@ out:
     return st;
 }
 
+/* The argv of EVALSHA sha nkeys (nk) argv...: argc + 3 entries with their lengths (malloc'd). */
+static void build_evalsha(const eg_store_t *s, int script, const char *nk, int argc,
+                          const char **argv, const size_t *argvlen, const char ***av, size_t **al)
+{
+    *av = eg_xmalloc((size_t)(argc + 3) * sizeof(**av));
+    *al = eg_xmalloc((size_t)(argc + 3) * sizeof(**al));
+    (*av)[0] = "EVALSHA";
+    (*al)[0] = 7;
+    (*av)[1] = s->scripts[script].sha;
+    (*al)[1] = 40;
+    (*av)[2] = nk;
+    (*al)[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        (*av)[i + 3] = argv[i];
+        (*al)[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+    }
+}
+
 eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
                           const size_t *argvlen, eg_reply_t **reply)
 {
@@ -512,18 +530,7 @@ eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const 
     }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     total = argc + 3;
-    av = eg_xmalloc((size_t)total * sizeof(*av));
-    al = eg_xmalloc((size_t)total * sizeof(*al));
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = s->scripts[script].sha;
-    al[1] = 40;
-    av[2] = nk;
-    al[2] = strlen(nk);
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        al[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-    }
+    build_evalsha(s, script, nk, argc, argv, argvlen, &av, &al);
     st = roundtrip(s, total, av, al, &r);
     if (st != EG_OK) {
         goto out;
@@ -578,18 +585,7 @@ eg_status_t eg_store_eval_then(eg_store_t *s, int script, int nkeys, int argc, c
         }
     }
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    av = eg_xmalloc((size_t)total * sizeof(*av));
-    al = eg_xmalloc((size_t)total * sizeof(*al));
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = s->scripts[script].sha;
-    al[1] = 40;
-    av[2] = nk;
-    al[2] = strlen(nk);
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        al[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-    }
+    build_evalsha(s, script, nk, argc, argv, argvlen, &av, &al);
     /* The script first, then the commands, as one pipeline. */
     const char *const **all = eg_xcalloc(n + 1, sizeof(*all));
     const size_t **lens = eg_xcalloc(n + 1, sizeof(*lens));

@@ -172,25 +172,30 @@ Test(lifecycle, scheduled_callback_is_dialled_at_its_time, .timeout = 30)
     free(id);
 }
 
-Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
+/* A new service of its own (service_json as its PUT body), and an immediate callback on it for
+ * a number ending in the two digits `ending` (one of voice-sim's outcomes). */
+static char *book_on_new_service(const char *prefix, const char *ending, const char *service_json)
 {
-    /* Numbers ending in 91 are busy on every attempt: a service with 3 attempts 1 s apart
-     * retries twice, then completes with FAIL_CALL_TO_CUSTOMER. */
     char phone[20], service[48], path[96];
     unsigned r;
     eg_random_bytes(&r, sizeof r);
-    snprintf(phone, sizeof phone, "+1777%05u91", r % 100000u);
-    snprintf(service, sizeof service, "retry-%u", r);
+    snprintf(phone, sizeof phone, "+1777%05u%s", r % 100000u, ending);
+    snprintf(service, sizeof service, "%s-%u", prefix, r);
     snprintf(path, sizeof path, "/ges/api/v1/services/%s", service);
-    e2e_resp_t put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL,
-                              "{\"retry\":{\"maxAttempts\":3,\"delaySeconds\":1}}");
+    e2e_resp_t put = e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL, service_json);
     cr_assert_eq(put.status, 201, "service: %d %s", put.status, e2e_message(&put));
     e2e_free(&put);
-    char *id = create_in(service, phone, NULL), body[128];
+    return create_in(service, phone, NULL);
+}
+
+/* Retrieve id until it is COMPLETED (asserted) or timeout_ms passed; the last answer. */
+static e2e_resp_t wait_completed(const char *id, int64_t timeout_ms)
+{
+    char body[128];
     snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
     const char *state = NULL;
     e2e_resp_t resp = {0};
-    int64_t deadline = eg_mono_ms() + 35000;
+    int64_t deadline = eg_mono_ms() + timeout_ms;
     while (eg_mono_ms() < deadline) {
         e2e_free(&resp);
         resp = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
@@ -200,6 +205,16 @@ Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
         sleep_ms(200);
     }
     cr_assert_str_eq(state, "COMPLETED");
+    return resp;
+}
+
+Test(lifecycle, busy_number_is_retried_then_fails, .timeout = 40)
+{
+    /* Numbers ending in 91 are busy on every attempt: a service with 3 attempts 1 s apart
+     * retries twice, then completes with FAIL_CALL_TO_CUSTOMER. */
+    char *id =
+        book_on_new_service("retry", "91", "{\"retry\":{\"maxAttempts\":3,\"delaySeconds\":1}}");
+    e2e_resp_t resp = wait_completed(id, 35000);
     cr_expect_str_eq(e2e_data_str(&resp, "callbackReason"), "FAIL_CALL_TO_CUSTOMER");
     int attempts = (int)eg_json_int(eg_json_get(eg_json_get(resp.body, "data"), "attempts"));
     cr_expect_eq(attempts, 3, "three attempts (%d)", attempts);
@@ -218,33 +233,12 @@ Test(lifecycle, a_lost_call_is_given_up_cancelled_and_retried, .timeout = 40)
      * platform lost the call). With retry.attemptTimeoutSeconds 5 the scheduler gives the
      * attempt up after 5 s, tells the platform to cancel it and dials attempt 2 at once, which
      * is answered. */
-    char phone[20], service[48], path[96];
-    unsigned r;
-    eg_random_bytes(&r, sizeof r);
-    snprintf(phone, sizeof phone, "+1777%05u98", r % 100000u);
-    snprintf(service, sizeof service, "lost-%u", r);
-    snprintf(path, sizeof path, "/ges/api/v1/services/%s", service);
-    e2e_resp_t put =
-        e2e_call("PUT", path, e2e_env("ENGAGE_ADMIN_KEY"), NULL,
-                 "{\"retry\":{\"maxAttempts\":2,\"delaySeconds\":60,\"attemptTimeoutSeconds\":5}}");
-    cr_assert_eq(put.status, 201, "service: %d %s", put.status, e2e_message(&put));
-    e2e_free(&put);
     int64_t t0 = eg_mono_ms();
-    char *id = create_in(service, phone, NULL), body[128];
-    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
-    const char *state = NULL;
-    e2e_resp_t resp = {0};
-    int64_t deadline = eg_mono_ms() + 30000;
-    while (eg_mono_ms() < deadline) {
-        e2e_free(&resp);
-        resp = e2e_post("/engagement/v3/callbacks/retrieve", e2e_env("ENGAGE_API_KEY"), body);
-        state = e2e_data_str(&resp, "callbackState");
-        if (state && strcmp(state, "COMPLETED") == 0)
-            break;
-        sleep_ms(200);
-    }
+    char *id = book_on_new_service(
+        "lost", "98",
+        "{\"retry\":{\"maxAttempts\":2,\"delaySeconds\":60,\"attemptTimeoutSeconds\":5}}");
+    e2e_resp_t resp = wait_completed(id, 30000);
     int64_t took = eg_mono_ms() - t0;
-    cr_assert_str_eq(state, "COMPLETED");
     cr_expect_str_eq(e2e_data_str(&resp, "callbackReason"), "AGENT_CONNECTED");
     cr_expect(took >= 5000, "not given up before its timeout (%lld ms)", (long long)took);
     cr_expect(took < 20000, "retried at once, not after the 60 s retry delay (%lld ms)",
