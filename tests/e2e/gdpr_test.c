@@ -111,29 +111,6 @@ static bool wait_pg(eg_pg_t *pg, const char *sql, const char *id, long want, int
     return pg_long(pg, sql, id) == want;
 }
 
-/* Voice commands of a type for a callback. */
-static int commands_for(eg_store_t *voice, const char *id, const char *type)
-{
-    const char *argv[] = {"XRANGE", e2e_env("ENGAGE_VOICE_COMMANDS_STREAM"), "-", "+"};
-    eg_reply_t *r = NULL;
-    cr_assert_eq(eg_store_command(voice, 4, argv, NULL, &r), EG_OK);
-    int n = 0;
-    for (size_t i = 0; i < r->elements; i++) {
-        const eg_reply_t *f = r->element[i]->element[1];
-        const char *t = NULL, *cb = NULL;
-        for (size_t j = 0; j + 1 < f->elements; j += 2) {
-            if (strcmp(f->element[j]->str, "type") == 0)
-                t = f->element[j + 1]->str;
-            if (strcmp(f->element[j]->str, "callback_id") == 0)
-                cb = f->element[j + 1]->str;
-        }
-        if (t && cb && strcmp(t, type) == 0 && strcmp(cb, id) == 0)
-            n++;
-    }
-    eg_reply_free(r);
-    return n;
-}
-
 static long redis_exists(eg_store_t *s, const char *kind, const char *rest)
 {
     char key[256];
@@ -278,13 +255,13 @@ Test(gdpr, export_then_erase_leaves_nothing, .timeout = 90)
 
     /* The voice platform was told to cancel the two active ones (and only them). */
     deadline = eg_mono_ms() + 10000;
-    while (
-        (commands_for(voice, later, "cancel") == 0 || commands_for(voice, latest, "cancel") == 0) &&
-        eg_mono_ms() < deadline)
+    while ((e2e_voice_commands(voice, later, "cancel") == 0 ||
+            e2e_voice_commands(voice, latest, "cancel") == 0) &&
+           eg_mono_ms() < deadline)
         sleep_ms(100);
-    cr_assert_eq(commands_for(voice, later, "cancel"), 1);
-    cr_assert_eq(commands_for(voice, latest, "cancel"), 1);
-    cr_assert_eq(commands_for(voice, done, "cancel"), 0);
+    cr_assert_eq(e2e_voice_commands(voice, later, "cancel"), 1);
+    cr_assert_eq(e2e_voice_commands(voice, latest, "cancel"), 1);
+    cr_assert_eq(e2e_voice_commands(voice, done, "cancel"), 0);
 
     /* The audit row: the keyed hash of the number and the counts, never the number. */
     char hash[EG_KEY_HASH_HEX_LEN + 1];

@@ -105,29 +105,6 @@ Test(lifecycle, immediate_callback_reaches_agent_and_postgres_within_10s, .timeo
     free(id);
 }
 
-/* Count the voice commands of a type for a callback. */
-static int commands_for(eg_store_t *voice, const char *id, const char *type)
-{
-    const char *argv[] = {"XRANGE", e2e_env("ENGAGE_VOICE_COMMANDS_STREAM"), "-", "+"};
-    eg_reply_t *r = NULL;
-    cr_assert_eq(eg_store_command(voice, 4, argv, NULL, &r), EG_OK);
-    int n = 0;
-    for (size_t i = 0; i < r->elements; i++) {
-        const eg_reply_t *f = r->element[i]->element[1];
-        const char *t = NULL, *cb = NULL;
-        for (size_t j = 0; j + 1 < f->elements; j += 2) {
-            if (strcmp(f->element[j]->str, "type") == 0)
-                t = f->element[j + 1]->str;
-            if (strcmp(f->element[j]->str, "callback_id") == 0)
-                cb = f->element[j + 1]->str;
-        }
-        if (t && cb && strcmp(t, type) == 0 && strcmp(cb, id) == 0)
-            n++;
-    }
-    eg_reply_free(r);
-    return n;
-}
-
 Test(lifecycle, cancelled_scheduled_callback_gets_cancel_and_never_dial, .timeout = 30)
 {
     char phone[20], iso[EG_ISO_LEN + 1];
@@ -142,11 +119,11 @@ Test(lifecycle, cancelled_scheduled_callback_gets_cancel_and_never_dial, .timeou
     eg_store_t *voice = NULL;
     cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
     int64_t deadline = eg_mono_ms() + 10000;
-    while (commands_for(voice, id, "cancel") == 0 && eg_mono_ms() < deadline)
+    while (e2e_voice_commands(voice, id, "cancel") == 0 && eg_mono_ms() < deadline)
         sleep_ms(100);
-    cr_expect_eq(commands_for(voice, id, "cancel"), 1, "one cancel command");
+    cr_expect_eq(e2e_voice_commands(voice, id, "cancel"), 1, "one cancel command");
     sleep_ms(5000); /* past its desired time */
-    cr_expect_eq(commands_for(voice, id, "dial"), 0, "never dialled");
+    cr_expect_eq(e2e_voice_commands(voice, id, "dial"), 0, "never dialled");
     eg_store_close(voice);
     free(id);
 }
@@ -161,12 +138,12 @@ Test(lifecycle, scheduled_callback_is_dialled_at_its_time, .timeout = 30)
     eg_store_t *voice = NULL;
     cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
     sleep_ms(1000);
-    cr_expect_eq(commands_for(voice, id, "dial"), 0, "not dialled before its time");
+    cr_expect_eq(e2e_voice_commands(voice, id, "dial"), 0, "not dialled before its time");
     int64_t deadline = eg_now_ms() + 8000;
-    while (commands_for(voice, id, "dial") == 0 && eg_now_ms() < deadline)
+    while (e2e_voice_commands(voice, id, "dial") == 0 && eg_now_ms() < deadline)
         sleep_ms(50);
     int64_t late = eg_now_ms() - when;
-    cr_expect_eq(commands_for(voice, id, "dial"), 1, "dialled once");
+    cr_expect_eq(e2e_voice_commands(voice, id, "dial"), 1, "dialled once");
     cr_expect(late < 2000, "dialled %lld ms after its time", (long long)late);
     eg_store_close(voice);
     free(id);
@@ -250,8 +227,8 @@ Test(lifecycle, a_lost_call_is_given_up_cancelled_and_retried, .timeout = 40)
     e2e_free(&resp);
     eg_store_t *voice = NULL;
     cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
-    cr_expect_eq(commands_for(voice, id, "dial"), 2, "one dial per attempt");
-    cr_expect_eq(commands_for(voice, id, "cancel"), 1, "the lost attempt is cancelled");
+    cr_expect_eq(e2e_voice_commands(voice, id, "dial"), 2, "one dial per attempt");
+    cr_expect_eq(e2e_voice_commands(voice, id, "cancel"), 1, "the lost attempt is cancelled");
     eg_store_close(voice);
     free(id);
 }
@@ -289,7 +266,7 @@ static char *book_then_close(const char *extra, bool *dialled)
     sleep_ms(6000);
     eg_store_t *voice = NULL;
     cr_assert_eq(eg_store_open(&voice, e2e_env("ENGAGE_VOICE_REDIS_URL"), 2000), EG_OK);
-    *dialled = commands_for(voice, id, "dial") > 0;
+    *dialled = e2e_voice_commands(voice, id, "dial") > 0;
     eg_store_close(voice);
     return id;
 }

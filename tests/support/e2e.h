@@ -9,6 +9,7 @@
 
 #include "engage/httpclient.h"
 #include "engage/json.h"
+#include "engage/store.h"
 
 typedef struct {
     int status;
@@ -89,6 +90,29 @@ static inline char *e2e_run(const char *cmd)
         return NULL;
     }
     return line;
+}
+
+/* How many voice commands of a type (dial, cancel) the commands stream holds for a callback. */
+static inline int e2e_voice_commands(eg_store_t *voice, const char *id, const char *type)
+{
+    const char *argv[] = {"XRANGE", e2e_env("ENGAGE_VOICE_COMMANDS_STREAM"), "-", "+"};
+    eg_reply_t *r = NULL;
+    cr_assert_eq(eg_store_command(voice, 4, argv, NULL, &r), EG_OK);
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const eg_reply_t *f = r->element[i]->element[1];
+        const char *t = NULL, *cb = NULL;
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (strcmp(f->element[j]->str, "type") == 0)
+                t = f->element[j + 1]->str;
+            if (strcmp(f->element[j]->str, "callback_id") == 0)
+                cb = f->element[j + 1]->str;
+        }
+        if (t && cb && strcmp(t, type) == 0 && strcmp(cb, id) == 0)
+            n++;
+    }
+    eg_reply_free(r);
+    return n;
 }
 
 #endif
