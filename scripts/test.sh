@@ -3,10 +3,13 @@
 # suite (stack + services + demo tenant) on free ports under /var/tmp, run every test, stop
 # everything, print a summary, and exit non-zero when anything failed.
 #
+# Builds: the release configuration of `make run` (build/) and the sanitizer one (build-test/),
+# both with -Werror; either failing fails the run.
+#
 # Order: the Criterion binaries in build-test/tests/{unit,integration,e2e}/ (each one's
-# "Synthesis:" line stays in the output), then tests/e2e/*.sh, then scripts/check-includes.sh
-# and the clang-format check; last, checks on the services themselves (no crash during the
-# tests, no sanitizer report in their logs, a clean exit on SIGTERM).
+# "Synthesis:" line stays in the output), then tests/e2e/*.sh, then scripts/check-includes.sh,
+# scripts/check-readme.sh and the clang-format check; last, checks on the services themselves
+# (no crash during the tests, no sanitizer report in their logs, a clean exit on SIGTERM).
 #
 # Tests see the suite's environment: everything in engage.env (ENGAGE_URL, ENGAGE_API_KEY,
 # ENGAGE_NATS_URL, ENGAGE_REDIS_URL, ENGAGE_PG_DSN, ENGAGE_BIN_DIR, ...) plus ENGAGE_ENV_FILE
@@ -27,6 +30,7 @@ cd "$ROOT"
 source "$ROOT/scripts/suite.sh"
 
 BUILD_DIR="$(abspath "${ENGAGE_TEST_BUILD_DIR:-$ROOT/build-test}")"
+RELEASE_BUILD_DIR="$ROOT/build"
 TEST_TIMEOUT="${ENGAGE_TEST_TIMEOUT:-300}"
 FILTER="${ENGAGE_TEST_FILTER:-}"
 SERVICE_ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
@@ -307,12 +311,23 @@ if [[ "${ENGAGE_SKIP_DEPS:-0}" != 1 ]]; then
 fi
 BUILD_OK=1
 if [[ "${ENGAGE_SKIP_BUILD:-0}" != 1 ]]; then
-    section "build (ASan + UBSan) into $BUILD_DIR"
-    if cmake -S "$ROOT" -B "$BUILD_DIR" -DENGAGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug &&
-        cmake --build "$BUILD_DIR" -j"$(nproc)"; then
-        record "build" PASS
+    # First the release configuration that `make run`, `make build` and `make bench` use, with
+    # -Werror: gcc warns at -O2 of what -O0 does not see (format truncation, for one), so a
+    # warning there must fail here too. tests/e2e/make_run_test.sh runs these binaries.
+    section "build (release, -Werror) into $RELEASE_BUILD_DIR"
+    if cmake -S "$ROOT" -B "$RELEASE_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DENGAGE_WERROR=ON &&
+        cmake --build "$RELEASE_BUILD_DIR" -j"$(nproc)"; then
+        record "build (release)" PASS
     else
-        record "build" FAIL
+        record "build (release)" FAIL "the build of make run, make build and make bench"
+    fi
+    section "build (ASan + UBSan) into $BUILD_DIR"
+    if cmake -S "$ROOT" -B "$BUILD_DIR" -DENGAGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+        -DENGAGE_WERROR=ON &&
+        cmake --build "$BUILD_DIR" -j"$(nproc)"; then
+        record "build (ASan + UBSan)" PASS
+    else
+        record "build (ASan + UBSan)" FAIL
         BUILD_OK=0
     fi
 fi
@@ -324,6 +339,8 @@ run_checks() {
     section "checks"
     run_test "check-includes" "$RUN_DIR/test-logs/check-includes.log" \
         "$ROOT/scripts/check-includes.sh"
+    run_test "check-readme" "$RUN_DIR/test-logs/check-readme.log" \
+        "$ROOT/scripts/check-readme.sh"
     if [[ -z "$FILTER" || "clang-format" =~ $FILTER ]]; then
         printf '\n---- clang-format ----\n'
         if run_format_check; then

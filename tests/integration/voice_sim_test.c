@@ -409,7 +409,8 @@ static long long hash_count(const char *hash, const char *field)
 static long long dial_count(const char *callback_id, const char *attempt)
 {
     char f[192];
-    snprintf(f, sizeof(f), "%s:%s:%s", sim.tenant, callback_id, attempt);
+    int len = snprintf(f, sizeof(f), "%s:%s:%s", sim.tenant, callback_id, attempt);
+    cr_assert(len > 0 && (size_t)len < sizeof(f), "dial field for %s does not fit", callback_id);
     return hash_count("voicesim:dials", f);
 }
 
@@ -589,9 +590,11 @@ Test(voice_sim, cancel_stops_the_call_in_progress_and_only_that_one)
     assert_results(ev, n, "1", call, "DIALING", NULL);
 
     char f[192];
-    snprintf(f, sizeof(f), "%s:%s", sim.tenant, gone);
+    int len = snprintf(f, sizeof(f), "%s:%s", sim.tenant, gone);
+    cr_assert(len > 0 && (size_t)len < sizeof(f));
     cr_assert_eq(hash_count("voicesim:cancels", f), 1);
-    snprintf(f, sizeof(f), "%s:%s", sim.tenant, kept);
+    len = snprintf(f, sizeof(f), "%s:%s", sim.tenant, kept);
+    cr_assert(len > 0 && (size_t)len < sizeof(f));
     cr_assert_eq(hash_count("voicesim:cancels", f), 0);
     stop_sim();
 }
