@@ -40,9 +40,30 @@
 #include "engage/store.h"
 
 typedef struct {
-    char *src;
+    char *src;  /* as registered (what eg_store_script_add compares) */
+    char *text; /* as loaded: src, behind the key check when that is on */
     char sha[41];
 } script_t;
+
+/* With ENGAGE_STORE_CHECK_KEYS=1 (make test sets it), every script runs behind this line: a
+ * local `redis` whose call and pcall refuse a key argument that is not one of the script's
+ * KEYS (commands without arguments, such as TIME, pass). It is prepended without a newline,
+ * so Redis's line numbers still point into the script's .lua file. No script may build a key
+ * name (Redis Cluster needs every key in KEYS): this proves it for every call the tests make. */
+static const char key_check_lua[] =
+    "local redis = (function(r, keys) local ok = {} for _, k in ipairs(keys) do ok[k] = true end "
+    "local function chk(cmd, key) if key ~= nil and not ok[key] then "
+    "error('engage key check: ' .. tostring(cmd) .. ' on ' .. tostring(key) .. "
+    "' which is not in KEYS') end end "
+    "return setmetatable({call = function(cmd, key, ...) chk(cmd, key) "
+    "return r.call(cmd, key, ...) end, pcall = function(cmd, key, ...) chk(cmd, key) "
+    "return r.pcall(cmd, key, ...) end}, {__index = r}) end)(redis, KEYS) ";
+
+static bool key_check_on(void)
+{
+    const char *v = getenv("ENGAGE_STORE_CHECK_KEYS");
+    return v && strcmp(v, "1") == 0;
+}
 
 struct eg_store {
     redisContext *ctx; /* NULL after a failed reconnect */
@@ -349,7 +370,7 @@ static eg_status_t load_script(eg_store_t *s, script_t *sc)
 {
     eg_status_t st;
     redisReply *r = NULL;
-    const char *argv[3] = {"SCRIPT", "LOAD", sc->src};
+    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
 
     st = roundtrip(s, 3, argv, NULL, &r);
     if (st != EG_OK) {
@@ -430,6 +451,7 @@ void eg_store_close(eg_store_t *s)
     drop_ctx(s);
     for (size_t i = 0; i < s->nscripts; i++) {
         free(s->scripts[i].src);
+        free(s->scripts[i].text);
     }
     free(s->scripts);
     eg_redis_url_free(&s->url);
@@ -475,6 +497,13 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
         }
     }
     sc.src = eg_xstrdup(lua);
+    if (key_check_on()) {
+        size_t n = sizeof key_check_lua - 1 + strlen(lua);
+        sc.text = eg_xmalloc(n + 1);
+        snprintf(sc.text, n + 1, "%s%s", key_check_lua, lua);
+    } else {
+        sc.text = eg_xstrdup(lua);
+    }
     st = load_script(s, &sc);
     if (st != EG_OK) {
         goto out;
@@ -485,10 +514,12 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
     }
     s->scripts[s->nscripts] = sc;
     sc.src = NULL;
+    sc.text = NULL;
     *script = (int)s->nscripts;
     s->nscripts++;
 out:
     free(sc.src);
+    free(sc.text);
     return st;
 }
 

@@ -14,6 +14,8 @@ PACKAGES=(
     nats-server redis-server redis-tools postgresql postgresql-client
     # tools used by the scripts and tests
     curl jq prometheus wrk clang-format tzdata iproute2 procps
+    # the Redis scripts are linted at build time (Redis runs Lua 5.1)
+    lua5.1 lua-check
 )
 
 missing=()

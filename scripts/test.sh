@@ -8,7 +8,7 @@
 #
 # Order: the Criterion binaries in build-test/tests/{unit,integration,e2e}/ (each one's
 # "Synthesis:" line stays in the output), then tests/e2e/*.sh, then scripts/check-includes.sh,
-# scripts/check-readme.sh and the clang-format check; last, checks on the services themselves
+# scripts/check-readme.sh, scripts/check-lua.sh and the clang-format check; last, checks on the services themselves
 # (no crash during the tests, no sanitizer report in their logs, a clean exit on SIGTERM).
 #
 # Tests see the suite's environment: everything in engage.env (ENGAGE_URL, ENGAGE_API_KEY,
@@ -39,8 +39,11 @@ SERVICE_ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}"
 export ENGAGE_SERVICE_ASAN_OPTIONS="$SERVICE_ASAN_OPTIONS"
+# Every Redis script runs behind a check that refuses a key not in its KEYS (lib/store.c), in
+# the services and in the tests alike.
+export ENGAGE_STORE_CHECK_KEYS=1
 SUITE_SERVICE_ENV=("ASAN_OPTIONS=$SERVICE_ASAN_OPTIONS" "UBSAN_OPTIONS=$UBSAN_OPTIONS"
-    "LSAN_OPTIONS=$LSAN_OPTIONS")
+    "LSAN_OPTIONS=$LSAN_OPTIONS" "ENGAGE_STORE_CHECK_KEYS=1")
 # The private suite registers with no Consul (tests/e2e/consul_test.sh brings its own fake).
 unset ENGAGE_CONSUL_ADDR
 
@@ -341,6 +344,7 @@ run_checks() {
         "$ROOT/scripts/check-includes.sh"
     run_test "check-readme" "$RUN_DIR/test-logs/check-readme.log" \
         "$ROOT/scripts/check-readme.sh"
+    run_test "check-lua" "$RUN_DIR/test-logs/check-lua.log" "$ROOT/scripts/check-lua.sh"
     if [[ -z "$FILTER" || "clang-format" =~ $FILTER ]]; then
         printf '\n---- clang-format ----\n'
         if run_format_check; then

@@ -1,8 +1,9 @@
 /* Dispatches to voice commands. The relay publishes a Dispatch to engage.dispatch.<tenant> for
  * every callback handed to (or taken back from) the voice platform; this thread takes them from
  * a JetStream durable consumer and appends a `dial` or `cancel` entry to the voice commands
- * stream, then acks. A dial is guarded by a key set NX in the same Lua step as the XADD, so a
- * dispatch redelivered after a crash between XADD and ack never dials an attempt twice. */
+ * stream, then acks. A dial is guarded by a key set NX in the same Lua step as the XADD
+ * (lua/command_write.lua), so a dispatch redelivered after a crash between XADD and ack never
+ * dials an attempt twice. */
 #include "commands.h"
 
 #include <inttypes.h>
@@ -15,13 +16,8 @@
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/subjects.h"
+#include "command_write_lua.h"
 #include "engage/timeutil.h"
-
-/* KEYS: guard, stream. ARGV: guard ttl ms, then field, value, ... Returns 1 written, 0 seen. */
-static const char write_lua[] =
-    "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end\n"
-    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000000', '*', unpack(ARGV, 2))\n"
-    "return 1\n";
 
 #define GUARD_TTL_MS "1296000000" /* 15 days: longer than any callback lives */
 #define MAX_ARGS 32
@@ -29,7 +25,54 @@ static const char write_lua[] =
 eg_status_t commands_init(commands_t *c, eg_store_t *voice)
 {
     c->voice = voice;
-    return eg_store_script_add(voice, write_lua, &c->script);
+    return eg_store_script_add(voice, command_write_lua, &c->script);
+}
+
+/* The guard key in the hash slot of stream, so that the script's two keys share one slot on
+ * Redis Cluster: the stream's hash tag (or, without one, its whole name, which is what Redis
+ * hashes then) goes into the guard as its tag, after the "engage:" prefix:
+ * "engage:dialed:T:ID:1" with stream "engage:voice:commands" becomes
+ * "engage:{engage:voice:commands}:dialed:T:ID:1". A stream name with braces but no valid tag
+ * cannot be matched that way; the guard is used as it is (fine outside Redis Cluster). */
+static char *guard_key(const char *stream, const char *guard)
+{
+    const char *tag = stream;
+    size_t tag_len = strlen(stream);
+    const char *open = strchr(stream, '{');
+    if (open) {
+        const char *close = strchr(open + 1, '}');
+        if (!close || close == open + 1)
+            return eg_xstrdup(guard);
+        tag = open + 1;
+        tag_len = (size_t)(close - tag);
+    } else if (strchr(stream, '}')) {
+        return eg_xstrdup(guard);
+    }
+    static const char prefix[] = "engage:";
+    bool prefixed = strncmp(guard, prefix, sizeof prefix - 1) == 0;
+    const char *rest = prefixed ? guard + sizeof prefix - 1 : guard;
+    size_t len = (prefixed ? sizeof prefix - 1 : 0) + 2 + tag_len + 1 + strlen(rest);
+    char *k = eg_xmalloc(len + 1);
+    snprintf(k, len + 1, "%s{%.*s}:%s", prefixed ? prefix : "", (int)tag_len, tag, rest);
+    return k;
+}
+
+/* Run the guarded write: argv holds the script's keys (the guard as given) and arguments. */
+static eg_status_t write_guarded(commands_t *c, const char **argv, size_t *lens, size_t argc,
+                                 bool *written)
+{
+    char *guard = guard_key(argv[COMMAND_WRITE_KEY_STREAM], argv[COMMAND_WRITE_KEY_GUARD]);
+    argv[COMMAND_WRITE_KEY_GUARD] = guard;
+    lens[COMMAND_WRITE_KEY_GUARD] = strlen(guard);
+    eg_reply_t *r = NULL;
+    eg_status_t st =
+        eg_store_eval(c->voice, c->script, COMMAND_WRITE_NKEYS, (int)argc, argv, lens, &r);
+    if (st == EG_OK && r->type != EG_REPLY_INTEGER)
+        st = EG_EPROTO;
+    *written = st == EG_OK && r->integer == COMMAND_WRITE_RET_WRITTEN;
+    eg_reply_free(r);
+    free(guard);
+    return st;
 }
 
 eg_status_t commands_write(commands_t *c, const bridge_t *b, const Eg__Dispatch *d, bool *written)
@@ -47,9 +90,10 @@ eg_status_t commands_write(commands_t *c, const bridge_t *b, const Eg__Dispatch 
     else
         snprintf(guard, sizeof guard, "engage:cancelled:%s:%s:%u", cb->tenant_id, cb->id,
                  d->attempt);
-    argv[n++] = guard;
-    argv[n++] = b->cfg->voice_commands_stream;
-    argv[n++] = GUARD_TTL_MS;
+    argv[COMMAND_WRITE_KEY_GUARD] = guard;
+    argv[COMMAND_WRITE_KEY_STREAM] = b->cfg->voice_commands_stream;
+    argv[COMMAND_WRITE_ARG_GUARD_TTL_MS] = GUARD_TTL_MS;
+    n = COMMAND_WRITE_ARGC;
 #define FIELD(k, v) (argv[n++] = (k), argv[n++] = (v))
     FIELD("type", dial ? "dial" : "cancel");
     FIELD("tenant", cb->tenant_id);
@@ -67,29 +111,26 @@ eg_status_t commands_write(commands_t *c, const bridge_t *b, const Eg__Dispatch 
 #undef FIELD
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(c->voice, c->script, 2, n, argv, lens, &r);
-    *written = st == EG_OK && r->type == EG_REPLY_INTEGER && r->integer == 1;
-    eg_reply_free(r);
-    return st;
+    return write_guarded(c, argv, lens, (size_t)n, written);
 }
 
 eg_status_t commands_append(commands_t *c, const char *guard, const char *guard_ttl_ms,
                             const char *stream, const char *const *fields, size_t nfields,
                             bool *written)
 {
-    size_t argc = 3 + 2 * nfields;
+    size_t argc = COMMAND_WRITE_ARGC + 2 * nfields;
     const char **argv = eg_xcalloc(argc, sizeof *argv);
-    argv[0] = guard;
-    argv[1] = stream;
-    argv[2] = guard_ttl_ms;
+    size_t *lens = eg_xcalloc(argc, sizeof *lens);
+    argv[COMMAND_WRITE_KEY_GUARD] = guard;
+    argv[COMMAND_WRITE_KEY_STREAM] = stream;
+    argv[COMMAND_WRITE_ARG_GUARD_TTL_MS] = guard_ttl_ms;
     for (size_t i = 0; i < 2 * nfields; i++)
-        argv[3 + i] = fields[i];
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_eval(c->voice, c->script, 2, (int)argc, argv, NULL, &r);
-    *written = st == EG_OK && r->type == EG_REPLY_INTEGER && r->integer == 1;
-    eg_reply_free(r);
+        argv[COMMAND_WRITE_ARGC + i] = fields[i];
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    eg_status_t st = write_guarded(c, argv, lens, argc, written);
     free(argv);
+    free(lens);
     return st;
 }
 

@@ -1,7 +1,9 @@
-/* Callback records in Redis: see callback_store.h for the key layout. Two Lua scripts do all
- * the writing; each is one atomic step that changes the record, its indexes, its slot counter
- * and appends the event to the tenant's outbox, so a state change and its event are never
- * apart (the outbox relay publishes the event later). */
+/* Callback records in Redis (the key layout is in store_keys.h). Three Lua scripts do all the
+ * writing (lua/create.lua, lua/transition.lua, lua/reschedule.lua; their headers name their
+ * KEYS, ARGV and return codes, and the build turns those into the *_lua.h enums used here);
+ * each is one atomic step that changes the record, its indexes, its slot counter and appends
+ * the event to the tenant's outbox, so a state change and its event are never apart (the
+ * outbox relay publishes the event later). */
 #include "callback_store.h"
 
 #include <inttypes.h>
@@ -12,116 +14,10 @@
 #include "engage/compress.h"
 #include "engage/log.h"
 #include "engage/mem.h"
-
-/* KEYS: cb, index, slots, outbox, number (the HASH of the tenant's number: see the .h), idem
- *       (the Idempotency-Key's id), watch, daily (the service's counters of the UTC day).
- * ARGV: blob, id, index score, ttl ms, slot field ("" = none), capacity, event id, event blob,
- *       now ms, max active (0 = none), max per day (0 = none), idempotency ttl ms ("" = none),
- *       watch score ("" = not watched), service.
- * Returns 1 created, -1 id exists, {0, used} slot full, {2, id} idempotent replay,
- *         {3, n} per-day limit, {4, n} active limit. */
-static const char create_lua[] =
-    "if ARGV[12] ~= '' then\n"
-    "  local prev = redis.call('GET', KEYS[6])\n"
-    "  if prev then return {2, prev} end\n"
-    "end\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
-    "local now = tonumber(ARGV[9])\n"
-    "local af, df = 'a:' .. ARGV[14], 'd:' .. ARGV[14]\n"
-    "local num = redis.call('HMGET', KEYS[5], af, df)\n"
-    "local live = tonumber(num[1] or '0')\n"
-    "local fields = {'i:' .. ARGV[2], ARGV[9], af, live + 1}\n"
-    "if tonumber(ARGV[11]) > 0 then\n"
-    /* The number's creates of the last 24 h, as seconds, oldest first. */
-    "  local kept, since = {}, math.floor(now / 1000) - 86400\n"
-    "  for t in string.gmatch(num[2] or '', '%d+') do\n"
-    "    if tonumber(t) > since then kept[#kept + 1] = t end\n"
-    "  end\n"
-    "  if #kept >= tonumber(ARGV[11]) then return {3, #kept} end\n"
-    "  kept[#kept + 1] = tostring(math.floor(now / 1000))\n"
-    "  fields[5], fields[6] = df, table.concat(kept, ' ')\n"
-    "end\n"
-    "if tonumber(ARGV[10]) > 0 and live >= tonumber(ARGV[10]) then return {4, live} end\n"
-    "if ARGV[5] ~= '' then\n"
-    "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')\n"
-    "  if used >= tonumber(ARGV[6]) then return {0, used} end\n"
-    "  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
-    "if ARGV[13] ~= '' then redis.call('ZADD', KEYS[7], ARGV[13], ARGV[2]) end\n"
-    "redis.call('HSET', KEYS[5], unpack(fields))\n"
-    /* The number's hash lives as long as its longest-lived record: never shorten. */
-    "if redis.call('PTTL', KEYS[5]) < tonumber(ARGV[4]) then\n"
-    "  redis.call('PEXPIRE', KEYS[5], ARGV[4]) end\n"
-    "if ARGV[12] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[12]) end\n"
-    "redis.call('XADD', KEYS[4], '*', 'e', ARGV[7], 'd', ARGV[8])\n"
-    /* The day's counter expires 3 days after its first use. */
-    "if redis.call('HINCRBY', KEYS[8], 'created', 1) == 1 then\n"
-    "  redis.call('PEXPIRE', KEYS[8], 259200000) end\n"
-    "return 1\n";
-
-/* KEYS: cb, due, queue, watch, slots, outbox, number hash, served (the virtual queue's last
- *       serve times), stats (the service's live counters), daily (the service's counters of the
- *       UTC day of the change).
- * ARGV: old blob, new blob, id, then for due, queue and watch in turn an operation ("a" add,
- *       "r" remove, "" leave) and its score; ttl ms, slot field to release ("" none), event id,
- *       event blob, the number hash's live-count field ("a:<service>") when the callback is no
- *       longer live, else ""; "+" when an agent took it (PROCESSING), "-" when it left
- *       PROCESSING, else ""; "1" when it completed; now ms.
- * Returns 1 done, 0 conflict (the record changed or vanished). */
-static const char transition_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[10])\n"
-    "for i = 0, 2 do\n"
-    "  local op = ARGV[4 + 2 * i]\n"
-    "  if op == 'a' then redis.call('ZADD', KEYS[2 + i], ARGV[5 + 2 * i], ARGV[3])\n"
-    "  elseif op == 'r' then redis.call('ZREM', KEYS[2 + i], ARGV[3]) end\n"
-    "end\n"
-    "if ARGV[11] ~= '' then\n"
-    "  if redis.call('HINCRBY', KEYS[5], ARGV[11], -1) <= 0 then\n"
-    "    redis.call('HDEL', KEYS[5], ARGV[11]) end\n"
-    "end\n"
-    "if ARGV[14] ~= '' and redis.call('HINCRBY', KEYS[7], ARGV[14], -1) <= 0 then\n"
-    "  redis.call('HDEL', KEYS[7], ARGV[14]) end\n"
-    "redis.call('XADD', KEYS[6], '*', 'e', ARGV[12], 'd', ARGV[13])\n"
-    "if ARGV[15] == '+' then\n"
-    "  redis.call('LPUSH', KEYS[8], ARGV[17])\n"
-    "  redis.call('LTRIM', KEYS[8], 0, 31)\n"
-    "  redis.call('HINCRBY', KEYS[9], 'processing', 1)\n"
-    "elseif ARGV[15] == '-' then redis.call('HINCRBY', KEYS[9], 'processing', -1) end\n"
-    "if ARGV[16] == '1' and redis.call('HINCRBY', KEYS[10], 'completed', 1) == 1 then\n"
-    "  redis.call('PEXPIRE', KEYS[10], 259200000) end\n"
-    "return 1\n";
-
-/* KEYS: cb, due, slots, outbox, number hash.
- * ARGV: old blob, new blob, id, due score, ttl ms, old slot field, new slot field, new slot
- *       capacity, event id, event blob.
- * Returns 1 moved, 0 conflict, {0, used} new slot full. */
-static const char reschedule_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "if ARGV[6] ~= ARGV[7] then\n"
-    "  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[7]) or '0')\n"
-    "  if used >= tonumber(ARGV[8]) then return {0, used} end\n"
-    "  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)\n"
-    "  if ARGV[6] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[6], -1) <= 0 then\n"
-    "    redis.call('HDEL', KEYS[3], ARGV[6]) end\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])\n"
-    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    /* A later desired time keeps the record longer: its number's hash too. */
-    "local t = redis.call('PTTL', KEYS[5])\n"
-    "if t ~= -2 and t < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[5], ARGV[5]) end\n"
-    "redis.call('XADD', KEYS[4], '*', 'e', ARGV[9], 'd', ARGV[10])\n"
-    "return 1\n";
-
-void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest)
-{
-    if (rest)
-        snprintf(out, outlen, "eg:{t:%s}:%s:%s", tenant, kind, rest);
-    else
-        snprintf(out, outlen, "eg:{t:%s}:%s", tenant, kind);
-}
+#include "create_lua.h"
+#include "reschedule_lua.h"
+#include "store_keys.h"
+#include "transition_lua.h"
 
 eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts)
 {
@@ -133,18 +29,11 @@ eg_status_t cb_store_init(eg_store_t *store, cb_scripts_t *scripts)
     return st;
 }
 
-/* The index a callback in this state belongs to ("due" or "q"), or NULL for none. */
-static const char *index_kind(Eg__State s)
+/* The index a new callback in this state goes into: the due ZSET when it is scheduled, else
+ * the queue (PROCESSING has left the queue: an agent has it; a new one is never there). */
+static store_family_t index_family(Eg__State s)
 {
-    switch (s) {
-    case EG__STATE__STATE_SCHEDULED:
-        return "due";
-    case EG__STATE__STATE_QUEUED:
-    case EG__STATE__STATE_ROUTING:
-        return "q"; /* PROCESSING has left the queue: an agent has it */
-    default:
-        return NULL;
-    }
+    return s == EG__STATE__STATE_SCHEDULED ? STORE_DUE : STORE_QUEUE;
 }
 
 /* Queue score: priority first (higher served first), then time of entry. */
@@ -185,11 +74,9 @@ static bool watched(const Eg__Callback *cb)
 }
 
 /* The service's counters of the UTC day of cb's last change. */
-static void daily_key(char *out, size_t outlen, const Eg__Callback *cb)
+static const char *daily_key(store_keys_t *ks, const Eg__Callback *cb)
 {
-    char rest[200];
-    snprintf(rest, sizeof rest, "%s:%" PRId64, cb->service, cb->updated_ms / 86400000);
-    cb_key(out, outlen, cb->tenant_id, "daily", rest);
+    return store_keys_daily(ks, cb->service, cb->updated_ms / 86400000);
 }
 
 static int64_t ttl_ms(const Eg__Callback *cb, int64_t now)
@@ -279,7 +166,7 @@ static uint8_t *pack_ev(const Eg__Event *ev, size_t *len)
 void cb_followup_init(cb_followup_t *f, Eg__State from, const Eg__Callback *cb)
 {
     memset(f, 0, sizeof *f);
-    snprintf(f->member, sizeof f->member, "%s|%s", cb->tenant_id, cb->service);
+    store_due_member(f->member, cb->tenant_id, cb->service);
     snprintf(f->tenant, sizeof f->tenant, "%s", cb->tenant_id);
     /* The due index learns the earliest time a dispatcher must look at this service: a due
      * time, or the watch time of an attempt just handed over (later changes only move a watch
@@ -291,10 +178,10 @@ void cb_followup_init(cb_followup_t *f, Eg__State from, const Eg__Callback *cb)
              cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms);
     f->due_ms = cb->state == EG__STATE__STATE_SCHEDULED ? cb->due_ms : cb->watch_ms;
     f->sadd[0] = "SADD";
-    f->sadd[1] = CB_KEY_OUTBOX_PENDING;
+    f->sadd[1] = STORE_KEY_OUTBOX_PENDING;
     f->sadd[2] = f->tenant;
     f->zadd[0] = "ZADD";
-    f->zadd[1] = CB_KEY_DUE_INDEX;
+    f->zadd[1] = STORE_KEY_DUE_INDEX;
     f->zadd[2] = "LT";
     f->zadd[3] = "CH";
     f->zadd[4] = f->due;
@@ -332,20 +219,10 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
                             const Eg__Event *ev, const cb_create_opts_t *opts,
                             cb_create_result_t *res, cb_followup_t *f)
 {
-    char k_cb[160], k_idx[200], k_slots[200], k_out[120], k_num[200], k_idem[400], k_w[200],
-        k_daily[260], score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16],
-        idem_ttl[32], watch[32];
-    const char *kind = index_kind(cb->state);
+    char score[32], ttl[32], slot[32], cap[16], now[32], max_active[16], max_day[16], idem_ttl[32],
+        watch[32];
     bool idem = opts->idem_key && *opts->idem_key;
     memset(res, 0, sizeof *res);
-    cb_key(k_cb, sizeof k_cb, cb->tenant_id, "cb", cb->id);
-    cb_key(k_idx, sizeof k_idx, cb->tenant_id, kind ? kind : "q", cb->service);
-    cb_key(k_slots, sizeof k_slots, cb->tenant_id, "slots", cb->service);
-    cb_key(k_out, sizeof k_out, cb->tenant_id, "outbox", NULL);
-    cb_key(k_num, sizeof k_num, cb->tenant_id, "n", cb->phone);
-    cb_key(k_idem, sizeof k_idem, cb->tenant_id, "idem", idem ? opts->idem_key : "-");
-    cb_key(k_w, sizeof k_w, cb->tenant_id, "w", cb->service);
-    daily_key(k_daily, sizeof k_daily, cb);
     watch[0] = '\0';
     if (watched(cb))
         snprintf(watch, sizeof watch, "%" PRId64, cb->watch_ms);
@@ -365,41 +242,71 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(cb, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,    k_idx,    k_slots,      k_out,       k_num, k_idem,
-                          k_w,     k_daily,  (char *)blob, cb->id,      score, ttl,
-                          slot,    cap,      ev->event_id, (char *)evb, now,   max_active,
-                          max_day, idem_ttl, watch,        cb->service};
-    enum { N_KEYS = 8, BLOB = 8, EVB = 15 };
-    size_t lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == BLOB || i == EVB) ? 0 : strlen(argv[i]); /* binary ones below */
-    lens[BLOB] = blob_len;
-    lens[EVB] = ev_len;
+    store_keys_t ks;
+    store_keys_init(&ks, cb->tenant_id);
+    const char *argv[CREATE_ARGC] = {
+        [CREATE_KEY_CB] = store_keys_add(&ks, STORE_RECORD, cb->id),
+        [CREATE_KEY_INDEX] = store_keys_add(&ks, index_family(cb->state), cb->service),
+        [CREATE_KEY_SLOTS] = store_keys_add(&ks, STORE_SLOTS, cb->service),
+        [CREATE_KEY_OUTBOX] = store_keys_add(&ks, STORE_OUTBOX, NULL),
+        [CREATE_KEY_NUMBER] = store_keys_add(&ks, STORE_NUMBER, cb->phone),
+        /* Without an Idempotency-Key the script does not touch it: a placeholder of its slot. */
+        [CREATE_KEY_IDEM] = store_keys_add(&ks, STORE_IDEM, idem ? opts->idem_key : "-"),
+        [CREATE_KEY_WATCH] = store_keys_add(&ks, STORE_WATCH, cb->service),
+        [CREATE_KEY_DAILY] = daily_key(&ks, cb),
+        [CREATE_ARG_BLOB] = (const char *)blob,
+        [CREATE_ARG_ID] = cb->id,
+        [CREATE_ARG_SCORE] = score,
+        [CREATE_ARG_TTL_MS] = ttl,
+        [CREATE_ARG_SLOT] = slot,
+        [CREATE_ARG_CAPACITY] = cap,
+        [CREATE_ARG_EVENT_ID] = ev->event_id,
+        [CREATE_ARG_EVENT] = (const char *)evb,
+        [CREATE_ARG_NOW_MS] = now,
+        [CREATE_ARG_MAX_ACTIVE] = max_active,
+        [CREATE_ARG_MAX_PER_DAY] = max_day,
+        [CREATE_ARG_IDEM_TTL_MS] = idem_ttl,
+        [CREATE_ARG_WATCH_SCORE] = watch,
+        [CREATE_ARG_SERVICE] = cb->service,
+    };
+    size_t lens[CREATE_ARGC];
+    store_script_lens(argv, lens, CREATE_ARGC, "create.lua");
+    lens[CREATE_ARG_BLOB] = blob_len;
+    lens[CREATE_ARG_EVENT] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eval_with(store, scripts->create, N_KEYS, (int)(sizeof argv / sizeof *argv),
-                               argv, lens, &r, f);
+    eg_status_t st =
+        eval_with(store, scripts->create, CREATE_NKEYS, CREATE_ARGC, argv, lens, &r, f);
     if (st != EG_OK)
         goto out;
-    if (r->type == EG_REPLY_INTEGER && r->integer == 1) {
+    if (r->type == EG_REPLY_INTEGER && r->integer == CREATE_RET_CREATED) {
         st = EG_OK;
-    } else if (r->type == EG_REPLY_INTEGER && r->integer == -1) {
+    } else if (r->type == EG_REPLY_INTEGER && r->integer == CREATE_RET_EXISTS) {
         st = EG_ECONFLICT;
-    } else if (r->type == EG_REPLY_ARRAY && r->elements == 2) {
+    } else if (r->type == EG_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == EG_REPLY_INTEGER) {
         long long code = r->element[0]->integer;
-        if (code == 2) {
+        const eg_reply_t *v = r->element[1];
+        if (code == CREATE_RET_REPLAY && v->type == EG_REPLY_STRING) {
             res->replayed = true;
-            snprintf(res->existing_id, sizeof res->existing_id, "%s", r->element[1]->str);
+            snprintf(res->existing_id, sizeof res->existing_id, "%s", v->str);
             st = EG_OK;
+        } else if (code == CREATE_RET_SLOT_FULL && v->type == EG_REPLY_INTEGER) {
+            res->used = res->count = (int)v->integer;
+            st = EG_EFULL;
+        } else if ((code == CREATE_RET_PER_DAY || code == CREATE_RET_ACTIVE) &&
+                   v->type == EG_REPLY_INTEGER) {
+            res->count = (int)v->integer;
+            res->limit_kind = code == CREATE_RET_PER_DAY ? CB_LIMIT_PER_DAY : CB_LIMIT_ACTIVE;
+            st = EG_ELIMIT;
         } else {
-            res->count = (int)r->element[1]->integer;
-            res->limit_kind = code == 3 ? CB_LIMIT_PER_DAY : CB_LIMIT_ACTIVE;
-            st = code == 0 ? EG_EFULL : EG_ELIMIT;
+            st = EG_EPROTO;
         }
     } else {
         st = EG_EPROTO;
     }
 out:
     eg_reply_free(r);
+    store_keys_free(&ks);
     free(blob);
     free(evb);
     return st;
@@ -408,8 +315,7 @@ out:
 eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, Eg__Callback **cb,
                          char **blob, size_t *blob_len)
 {
-    char k_cb[160];
-    cb_key(k_cb, sizeof k_cb, tenant, "cb", id);
+    char *k_cb = store_key(STORE_RECORD, tenant, id);
     const char *argv[] = {"GET", k_cb};
     eg_reply_t *r = NULL;
     eg_status_t st = eg_store_command(store, 2, argv, NULL, &r);
@@ -436,6 +342,7 @@ eg_status_t cb_store_get(eg_store_t *store, const char *tenant, const char *id, 
     }
 out:
     eg_reply_free(r);
+    free(k_cb);
     return st;
 }
 
@@ -443,8 +350,7 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 const Eg__Event *ev, int release_slot, cb_followup_t *f)
 {
-    char k_cb[160], k_due[200], k_q[200], k_w[200], k_slots[200], k_out[120], k_num[200],
-        k_served[200], k_stats[200], k_daily[260], live_field[140], ttl[32], slot[32], now[32];
+    char live_field[140], ttl[32], slot[32], now[32];
     index_op_t due, q, watch;
     bool was_sched = prev->state == EG__STATE__STATE_SCHEDULED;
     index_op(&due, was_sched, prev->due_ms, next->state == EG__STATE__STATE_SCHEDULED,
@@ -455,55 +361,70 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
     index_op(&watch, watched(prev), prev->watch_ms, watched(next), next->watch_ms);
     if (was_sched && next->state == EG__STATE__STATE_SCHEDULED)
         due.op = "a"; /* deferred or retried: always rewrite the due time */
-    cb_key(k_num, sizeof k_num, next->tenant_id, "n", next->phone);
-    cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
-    cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
-    cb_key(k_q, sizeof k_q, next->tenant_id, "q", next->service);
-    cb_key(k_w, sizeof k_w, next->tenant_id, "w", next->service);
-    cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
-    cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
-    cb_key(k_served, sizeof k_served, next->tenant_id, "served", next->virtual_queue);
-    cb_key(k_stats, sizeof k_stats, next->tenant_id, "stats", next->service);
-    daily_key(k_daily, sizeof k_daily, next);
     snprintf(now, sizeof now, "%" PRId64, next->updated_ms);
     bool processing = next->state == EG__STATE__STATE_PROCESSING,
          was_processing = prev->state == EG__STATE__STATE_PROCESSING;
     const char *agent = processing && !was_processing   ? "+"
                         : !processing && was_processing ? "-"
                                                         : "";
-    const char *completed =
-        next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED ? "1"
-                                                                                               : "";
+    bool completed =
+        next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED;
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
     slot[0] = '\0';
     if (release_slot && prev->slot_start_ms)
         snprintf(slot, sizeof slot, "%" PRId64, prev->slot_start_ms);
+    live_field[0] = '\0';
+    if (completed)
+        snprintf(live_field, sizeof live_field, "a:%s", next->service);
 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    live_field[0] = '\0';
-    if (next->state == EG__STATE__STATE_COMPLETED && prev->state != EG__STATE__STATE_COMPLETED)
-        snprintf(live_field, sizeof live_field, "a:%s", next->service);
-    const char *done = live_field;
-    const char *argv[] = {
-        k_cb,         k_due,       k_q,     k_w,      k_slots,      k_out,    k_num,
-        k_served,     k_stats,     k_daily, old,      (char *)blob, next->id, due.op,
-        due.score,    q.op,        q.score, watch.op, watch.score,  ttl,      slot,
-        ev->event_id, (char *)evb, done,    agent,    completed,    now};
-    enum { N_KEYS = 10, OLD = 10, BLOB = 11, EVB = 22 };
-    size_t lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == OLD || i == BLOB || i == EVB) ? 0 : strlen(argv[i]);
-    lens[OLD] = old_len;
-    lens[BLOB] = blob_len;
-    lens[EVB] = ev_len;
+    store_keys_t ks;
+    store_keys_init(&ks, next->tenant_id);
+    const char *argv[TRANSITION_ARGC] = {
+        [TRANSITION_KEY_CB] = store_keys_add(&ks, STORE_RECORD, next->id),
+        [TRANSITION_KEY_DUE] = store_keys_add(&ks, STORE_DUE, next->service),
+        [TRANSITION_KEY_QUEUE] = store_keys_add(&ks, STORE_QUEUE, next->service),
+        [TRANSITION_KEY_WATCH] = store_keys_add(&ks, STORE_WATCH, next->service),
+        [TRANSITION_KEY_SLOTS] = store_keys_add(&ks, STORE_SLOTS, next->service),
+        [TRANSITION_KEY_OUTBOX] = store_keys_add(&ks, STORE_OUTBOX, NULL),
+        [TRANSITION_KEY_NUMBER] = store_keys_add(&ks, STORE_NUMBER, next->phone),
+        [TRANSITION_KEY_SERVED] = store_keys_add(&ks, STORE_SERVED, next->virtual_queue),
+        [TRANSITION_KEY_STATS] = store_keys_add(&ks, STORE_STATS, next->service),
+        [TRANSITION_KEY_DAILY] = daily_key(&ks, next),
+        [TRANSITION_ARG_OLD] = old,
+        [TRANSITION_ARG_BLOB] = (const char *)blob,
+        [TRANSITION_ARG_ID] = next->id,
+        [TRANSITION_ARG_DUE_OP] = due.op,
+        [TRANSITION_ARG_DUE_SCORE] = due.score,
+        [TRANSITION_ARG_QUEUE_OP] = q.op,
+        [TRANSITION_ARG_QUEUE_SCORE] = q.score,
+        [TRANSITION_ARG_WATCH_OP] = watch.op,
+        [TRANSITION_ARG_WATCH_SCORE] = watch.score,
+        [TRANSITION_ARG_TTL_MS] = ttl,
+        [TRANSITION_ARG_SLOT] = slot,
+        [TRANSITION_ARG_EVENT_ID] = ev->event_id,
+        [TRANSITION_ARG_EVENT] = (const char *)evb,
+        [TRANSITION_ARG_LIVE_FIELD] = live_field,
+        [TRANSITION_ARG_AGENT] = agent,
+        [TRANSITION_ARG_COMPLETED] = completed ? "1" : "",
+        [TRANSITION_ARG_NOW_MS] = now,
+    };
+    size_t lens[TRANSITION_ARGC];
+    store_script_lens(argv, lens, TRANSITION_ARGC, "transition.lua");
+    lens[TRANSITION_ARG_OLD] = old_len;
+    lens[TRANSITION_ARG_BLOB] = blob_len;
+    lens[TRANSITION_ARG_EVENT] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eval_with(store, scripts->transition, N_KEYS,
-                               (int)(sizeof argv / sizeof *argv), argv, lens, &r, f);
-    if (st == EG_OK)
-        st = (r->type == EG_REPLY_INTEGER && r->integer == 1) ? EG_OK : EG_ECONFLICT;
+    eg_status_t st =
+        eval_with(store, scripts->transition, TRANSITION_NKEYS, TRANSITION_ARGC, argv, lens, &r, f);
+    if (st == EG_OK && r->type != EG_REPLY_INTEGER)
+        st = EG_EPROTO;
+    else if (st == EG_OK)
+        st = r->integer == TRANSITION_RET_DONE ? EG_OK : EG_ECONFLICT;
     eg_reply_free(r);
+    store_keys_free(&ks);
     free(blob);
     free(evb);
     return st;
@@ -511,24 +432,23 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
 
 int cb_store_queue_position(eg_store_t *store, const Eg__Callback *cb)
 {
-    if (index_kind(cb->state) == NULL || cb->state == EG__STATE__STATE_SCHEDULED)
+    if (!in_queue(cb->state))
         return 0;
-    char k_q[200];
-    cb_key(k_q, sizeof k_q, cb->tenant_id, "q", cb->service);
+    char *k_q = store_key(STORE_QUEUE, cb->tenant_id, cb->service);
     const char *argv[] = {"ZRANK", k_q, cb->id};
     eg_reply_t *r = NULL;
     int pos = 0;
     if (eg_store_command(store, 3, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_INTEGER)
         pos = (int)r->integer + 1;
     eg_reply_free(r);
+    free(k_q);
     return pos;
 }
 
 eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const char *service,
                                  const int64_t *starts, size_t n, int *used)
 {
-    char k_slots[200];
-    cb_key(k_slots, sizeof k_slots, tenant, "slots", service);
+    char *k_slots = store_key(STORE_SLOTS, tenant, service);
     const char **argv = eg_xcalloc(n + 2, sizeof *argv);
     char(*fields)[24] = eg_xcalloc(n ? n : 1, sizeof *fields);
     argv[0] = "HMGET";
@@ -546,115 +466,7 @@ eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const ch
     eg_reply_free(r);
     free(argv);
     free(fields);
-    return st;
-}
-
-/* The earliest score of a service's due and watch ZSETs (one pipelined round trip). *has is
- * false when both are empty. */
-static eg_status_t first_due(eg_store_t *store, const char *tenant, const char *service, bool *has,
-                             char *score, size_t scorelen)
-{
-    char k_due[200], k_w[200];
-    cb_key(k_due, sizeof k_due, tenant, "due", service);
-    cb_key(k_w, sizeof k_w, tenant, "w", service);
-    const char *a[] = {"ZRANGE", k_due, "0", "0", "WITHSCORES"};
-    const char *b[] = {"ZRANGE", k_w, "0", "0", "WITHSCORES"};
-    const char *const *cmds[] = {a, b};
-    int argcs[] = {5, 5};
-    eg_reply_t *r[2] = {NULL, NULL};
-    eg_status_t st = eg_store_pipeline(store, 2, argcs, cmds, r);
-    *has = false;
-    long long best = 0;
-    for (int i = 0; i < 2 && st == EG_OK; i++) {
-        if (r[i]->type == EG_REPLY_ERROR)
-            st = EG_EPROTO;
-        else if (r[i]->type == EG_REPLY_ARRAY && r[i]->elements == 2) {
-            long long v = strtoll(r[i]->element[1]->str, NULL, 10);
-            if (!*has || v < best)
-                best = v;
-            *has = true;
-        }
-    }
-    eg_reply_free(r[0]);
-    eg_reply_free(r[1]);
-    snprintf(score, scorelen, "%lld", best);
-    return st;
-}
-
-/* Double-checked refresh: set the entry to the service's current minimum, then read the minimum
- * again and lower the entry if a write slipped in meanwhile. A write's own ZADD LT comes after
- * its script, so whichever order the two run in, the entry ends at or below the true minimum:
- * a due callback is never forgotten (at worst a dispatcher looks once in vain). */
-eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service)
-{
-    char member[200], score[32];
-    snprintf(member, sizeof member, "%s|%s", tenant, service);
-    eg_status_t st = EG_OK;
-    for (int pass = 0; pass < 2 && st == EG_OK; pass++) {
-        bool has = false;
-        eg_reply_t *w = NULL;
-        st = first_due(store, tenant, service, &has, score, sizeof score);
-        if (st != EG_OK)
-            break;
-        if (has && pass == 0) {
-            const char *set[] = {"ZADD", CB_KEY_DUE_INDEX, score, member};
-            st = eg_store_command(store, 4, set, NULL, &w);
-        } else if (has) {
-            const char *lower[] = {"ZADD", CB_KEY_DUE_INDEX, "LT", score, member};
-            st = eg_store_command(store, 5, lower, NULL, &w);
-        } else if (pass == 0) {
-            const char *rem[] = {"ZREM", CB_KEY_DUE_INDEX, member};
-            st = eg_store_command(store, 3, rem, NULL, &w);
-        }
-        eg_reply_free(w);
-    }
-    return st;
-}
-
-/* Ids of one ZSET with a score up to now, appended to ids. */
-static eg_status_t ids_until(eg_store_t *store, const char *key, int64_t now, int max, char **ids,
-                             int *count)
-{
-    char now_s[32], max_s[16];
-    snprintf(now_s, sizeof now_s, "%" PRId64, now);
-    snprintf(max_s, sizeof max_s, "%d", max - *count);
-    const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", now_s, "LIMIT", "0", max_s};
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_command(store, 7, argv, NULL, &r);
-    if (st == EG_OK && r->type == EG_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements && *count < max; i++)
-            ids[(*count)++] = eg_xstrndup(r->element[i]->str, r->element[i]->len);
-    }
-    eg_reply_free(r);
-    return st;
-}
-
-eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
-                             int64_t now, int max, char **ids, int *count)
-{
-    char k_due[200], k_w[200];
-    cb_key(k_due, sizeof k_due, tenant, "due", service);
-    cb_key(k_w, sizeof k_w, tenant, "w", service);
-    *count = 0;
-    eg_status_t st = ids_until(store, k_due, now, max, ids, count);
-    if (st == EG_OK && *count < max)
-        st = ids_until(store, k_w, now, max, ids, count);
-    return st;
-}
-
-eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
-                                const char *id)
-{
-    char k_due[200], k_w[200];
-    cb_key(k_due, sizeof k_due, tenant, "due", service);
-    cb_key(k_w, sizeof k_w, tenant, "w", service);
-    const char *a[] = {"ZREM", k_due, id}, *b[] = {"ZREM", k_w, id};
-    const char *const *cmds[] = {a, b};
-    int argcs[] = {3, 3};
-    eg_reply_t *r[2] = {NULL, NULL};
-    eg_status_t st = eg_store_pipeline(store, 2, argcs, cmds, r);
-    eg_reply_free(r[0]);
-    eg_reply_free(r[1]);
+    free(k_slots);
     return st;
 }
 
@@ -662,13 +474,7 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
                                 size_t old_len, const Eg__Callback *prev, const Eg__Callback *next,
                                 int capacity, const Eg__Event *ev, int *used, cb_followup_t *f)
 {
-    char k_cb[160], k_due[200], k_slots[200], k_out[120], k_num[200], score[32], ttl[32],
-        old_slot[32], new_slot[32], cap[16];
-    cb_key(k_num, sizeof k_num, next->tenant_id, "n", next->phone);
-    cb_key(k_cb, sizeof k_cb, next->tenant_id, "cb", next->id);
-    cb_key(k_due, sizeof k_due, next->tenant_id, "due", next->service);
-    cb_key(k_slots, sizeof k_slots, next->tenant_id, "slots", next->service);
-    cb_key(k_out, sizeof k_out, next->tenant_id, "outbox", NULL);
+    char score[32], ttl[32], old_slot[32], new_slot[32], cap[16];
     snprintf(score, sizeof score, "%" PRId64, index_score(next));
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms(next, next->updated_ms));
     old_slot[0] = '\0';
@@ -679,23 +485,40 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
     size_t blob_len, ev_len;
     uint8_t *blob = pack_cb(next, &blob_len);
     uint8_t *evb = pack_ev(ev, &ev_len);
-    const char *argv[] = {k_cb,     k_due,        k_slots,  k_out,        k_num,
-                          old,      (char *)blob, next->id, score,        ttl,
-                          old_slot, new_slot,     cap,      ev->event_id, (char *)evb};
-    enum { N_KEYS = 5, OLD = 5, BLOB = 6, EVB = 14 };
-    size_t lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = (i == OLD || i == BLOB || i == EVB) ? 0 : strlen(argv[i]);
-    lens[OLD] = old_len;
-    lens[BLOB] = blob_len;
-    lens[EVB] = ev_len;
+    store_keys_t ks;
+    store_keys_init(&ks, next->tenant_id);
+    const char *argv[RESCHEDULE_ARGC] = {
+        [RESCHEDULE_KEY_CB] = store_keys_add(&ks, STORE_RECORD, next->id),
+        [RESCHEDULE_KEY_DUE] = store_keys_add(&ks, STORE_DUE, next->service),
+        [RESCHEDULE_KEY_SLOTS] = store_keys_add(&ks, STORE_SLOTS, next->service),
+        [RESCHEDULE_KEY_OUTBOX] = store_keys_add(&ks, STORE_OUTBOX, NULL),
+        [RESCHEDULE_KEY_NUMBER] = store_keys_add(&ks, STORE_NUMBER, next->phone),
+        [RESCHEDULE_ARG_OLD] = old,
+        [RESCHEDULE_ARG_BLOB] = (const char *)blob,
+        [RESCHEDULE_ARG_ID] = next->id,
+        [RESCHEDULE_ARG_SCORE] = score,
+        [RESCHEDULE_ARG_TTL_MS] = ttl,
+        [RESCHEDULE_ARG_OLD_SLOT] = old_slot,
+        [RESCHEDULE_ARG_NEW_SLOT] = new_slot,
+        [RESCHEDULE_ARG_CAPACITY] = cap,
+        [RESCHEDULE_ARG_EVENT_ID] = ev->event_id,
+        [RESCHEDULE_ARG_EVENT] = (const char *)evb,
+    };
+    size_t lens[RESCHEDULE_ARGC];
+    store_script_lens(argv, lens, RESCHEDULE_ARGC, "reschedule.lua");
+    lens[RESCHEDULE_ARG_OLD] = old_len;
+    lens[RESCHEDULE_ARG_BLOB] = blob_len;
+    lens[RESCHEDULE_ARG_EVENT] = ev_len;
     eg_reply_t *r = NULL;
-    eg_status_t st = eval_with(store, scripts->reschedule, N_KEYS,
-                               (int)(sizeof argv / sizeof *argv), argv, lens, &r, f);
+    eg_status_t st =
+        eval_with(store, scripts->reschedule, RESCHEDULE_NKEYS, RESCHEDULE_ARGC, argv, lens, &r, f);
     if (st == EG_OK) {
         if (r->type == EG_REPLY_INTEGER)
-            st = r->integer == 1 ? EG_OK : EG_ECONFLICT;
-        else if (r->type == EG_REPLY_ARRAY && r->elements == 2) {
+            st = r->integer == RESCHEDULE_RET_MOVED ? EG_OK : EG_ECONFLICT;
+        else if (r->type == EG_REPLY_ARRAY && r->elements == 2 &&
+                 r->element[0]->type == EG_REPLY_INTEGER &&
+                 r->element[0]->integer == RESCHEDULE_RET_SLOT_FULL &&
+                 r->element[1]->type == EG_REPLY_INTEGER) {
             if (used)
                 *used = (int)r->element[1]->integer;
             st = EG_EFULL;
@@ -704,6 +527,7 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
         }
     }
     eg_reply_free(r);
+    store_keys_free(&ks);
     free(blob);
     free(evb);
     return st;
@@ -724,8 +548,7 @@ static int newest_first(const void *a, const void *b)
 eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char *phone, int max,
                                char **ids, int *count)
 {
-    char k_num[200];
-    cb_key(k_num, sizeof k_num, tenant, "n", phone);
+    char *k_num = store_key(STORE_NUMBER, tenant, phone);
     const char *argv[] = {"HGETALL", k_num};
     eg_reply_t *r = NULL;
     *count = 0;
@@ -748,5 +571,55 @@ eg_status_t cb_store_phone_ids(eg_store_t *store, const char *tenant, const char
         free(all);
     }
     eg_reply_free(r);
+    free(k_num);
+    return st;
+}
+
+eg_status_t cb_store_erase_number(eg_store_t *store, const char *tenant, const char *phone,
+                                  char **ids, Eg__Callback **cbs, int n, int32_t *deleted)
+{
+    /* Per record: DEL it and, when it was read, ZREM it from its service's three ZSETs; then
+     * DEL the number's hash. */
+    size_t max = (size_t)n * 4 + 1, k = 0;
+    const char *(*argv)[3] = eg_xcalloc(max, sizeof *argv);
+    const char *const **cmds = eg_xcalloc(max, sizeof *cmds);
+    int *argcs = eg_xcalloc(max, sizeof *argcs);
+    bool *is_record = eg_xcalloc(max, sizeof *is_record);
+    store_keys_t ks;
+    store_keys_init(&ks, tenant);
+    static const store_family_t indexes[] = {STORE_DUE, STORE_QUEUE, STORE_WATCH};
+    for (int i = 0; i < n; i++) {
+        argv[k][0] = "DEL";
+        argv[k][1] = store_keys_add(&ks, STORE_RECORD, ids[i]);
+        argcs[k] = 2;
+        is_record[k++] = true;
+        for (size_t j = 0; cbs[i] && j < sizeof indexes / sizeof *indexes; j++) {
+            argv[k][0] = "ZREM";
+            argv[k][1] = store_keys_add(&ks, indexes[j], cbs[i]->service);
+            argv[k][2] = ids[i];
+            argcs[k++] = 3;
+        }
+    }
+    argv[k][0] = "DEL";
+    argv[k][1] = store_keys_add(&ks, STORE_NUMBER, phone);
+    argcs[k++] = 2;
+    for (size_t i = 0; i < k; i++)
+        cmds[i] = argv[i];
+    eg_reply_t **replies = eg_xcalloc(k, sizeof *replies);
+    eg_status_t st = eg_store_pipeline(store, k, argcs, cmds, replies);
+    *deleted = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
+            st = EG_EPROTO;
+        if (st == EG_OK && is_record[i] && replies[i]->type == EG_REPLY_INTEGER)
+            *deleted += (int32_t)replies[i]->integer;
+        eg_reply_free(replies[i]);
+    }
+    free(replies);
+    free(argv);
+    free(cmds);
+    free(argcs);
+    free(is_record);
+    store_keys_free(&ks);
     return st;
 }

@@ -1,26 +1,6 @@
-/* Callback records in Redis. Every key of one tenant shares the hash tag {t:<tenant>}, so one
- * Lua script changes a callback, its indexes, its slot counter and the tenant's outbox
- * atomically (and the same keys work on Redis Cluster).
- *
- *   eg:{t:T}:cb:<id>        the packed Callback protobuf, expiring at desired time + 14 days
- *   eg:{t:T}:due:<service>  ZSET id -> due time (ms) of SCHEDULED callbacks
- *   eg:{t:T}:q:<service>    ZSET id -> queue score of QUEUED callbacks (rank = position)
- *   eg:{t:T}:w:<service>    ZSET id -> watch time (ms) of dialled callbacks (QUEUED, ROUTING,
- *                           PROCESSING): the dispatcher gives up an attempt still there then
- *   eg:{t:T}:slots:<service> HASH slot start (ms) -> callbacks booked in that slot
- *   eg:{t:T}:outbox         STREAM of packed Events not yet relayed to JetStream
- *   eg:{t:T}:n:<phone>      HASH, one per number (a small listpack): i:<id> -> created ms for
- *                           every callback of the number (find, GDPR); a:<service> -> its
- *                           callbacks in the service not yet COMPLETED (per-number limit);
- *                           d:<service> -> the seconds of its creates in the service in the last
- *                           24 h, space-separated (per-day limit; kept only when the service
- *                           has one)
- *   eg:{t:T}:idem:<key>     the Idempotency-Key's callback id, for 24 hours
- *
- * Expiry: a record expires at desired time + 14 days (created time for immediate ones); the
- * number's hash with its longest-lived record (create and reschedule only ever lengthen it),
- * idem after 24 hours. So nothing of a number outlives its last record
- * (tests/e2e/retention_test.c checks each family's TTL).
+/* Callback records in Redis: the record, its indexes, its slot counter and its event in the
+ * tenant's outbox, written together by one Lua script per kind of change (lua/create.lua,
+ * lua/transition.lua, lua/reschedule.lua). The key layout is in store_keys.h.
  *
  * Writes are compare-and-set against the blob read before: a concurrent change makes the
  * script answer "conflict" and the caller reads again. */
@@ -56,21 +36,12 @@ typedef struct {
 enum { CB_LIMIT_ACTIVE = 1, CB_LIMIT_PER_DAY = 2 };
 
 typedef struct {
-    int used;       /**< EG_EFULL: places booked in the slot */
+    int used;       /**< EG_EFULL: places booked in the slot (also in count) */
     int count;      /**< EG_ELIMIT: the count that reached the limit */
     int limit_kind; /**< EG_ELIMIT: CB_LIMIT_ACTIVE or CB_LIMIT_PER_DAY */
     bool replayed;  /**< EG_OK: the Idempotency-Key was used before for existing_id */
     char existing_id[40];
 } cb_create_result_t;
-
-/* ---- what crosses tenants (plain keys, no hash tag; written in a second, idempotent step) ----
- *
- *   eg:outbox:pending   SET of tenants whose outbox may hold entries (the relay's work list)
- *   eg:due:index        ZSET "<tenant>|<service>" -> earliest score of that service's due and
- *                       watch ZSETs (never later than it; possibly earlier)
- */
-#define CB_KEY_OUTBOX_PENDING "eg:outbox:pending"
-#define CB_KEY_DUE_INDEX "eg:due:index"
 
 /** The second step of a write (the follow-up): mark the tenant's outbox pending (SADD); for a
  *  SCHEDULED record lower the due index entry to its due time, for a record just handed to the
@@ -142,6 +113,13 @@ int cb_store_queue_position(eg_store_t *store, const Eg__Callback *cb);
 eg_status_t cb_store_slot_counts(eg_store_t *store, const char *tenant, const char *service,
                                  const int64_t *starts, size_t n, int *used);
 
+/** Delete a number's callbacks (GDPR erase): the records ids[0..n), their entries in their
+ *  services' due, queue and watch ZSETs (for those whose record cbs[i] was read; NULL: only the
+ *  record), and the number's hash, in one pipelined round trip (each delete idempotent).
+ *  *deleted counts the records that were there. Borrows everything. */
+eg_status_t cb_store_erase_number(eg_store_t *store, const char *tenant, const char *phone,
+                                  char **ids, Eg__Callback **cbs, int n, int32_t *deleted);
+
 /** The stored form of a record (malloc'd, *len bytes): the packed protobuf without the tenant
  *  and callback ids (they are in its key), with its user data deflated into user_data_z when it
  *  is long enough for that to save room. Every blob written to Redis, and every blob remembered
@@ -152,21 +130,5 @@ uint8_t *cb_store_pack(const Eg__Callback *cb, size_t *len);
  *  back into user_data_json; NULL when the blob cannot be decoded. Free with
  *  eg__callback__free_unpacked. */
 Eg__Callback *cb_store_unpack(const char *tenant, const char *id, const void *blob, size_t len);
-
-/** Build a key name "eg:{t:<tenant>}:<kind>[:<rest>]" into out. */
-void cb_key(char *out, size_t outlen, const char *tenant, const char *kind, const char *rest);
-
-/** Recompute the due index entry of a tenant's service from its due and watch ZSETs (after a
- * dispatcher took callbacks from it). Safe against concurrent creates: see the .c. */
-eg_status_t cb_store_refresh_due(eg_store_t *store, const char *tenant, const char *service);
-
-/** Ids of up to max callbacks of a service due, or at their watch time, at or before now (due
- *  ones first). ids[i] are malloc'd. */
-eg_status_t cb_store_due_ids(eg_store_t *store, const char *tenant, const char *service,
-                             int64_t now, int max, char **ids, int *count);
-
-/** Drop an id from a service's due and watch ZSETs (its record is gone). */
-eg_status_t cb_store_forget_due(eg_store_t *store, const char *tenant, const char *service,
-                                const char *id);
 
 #endif

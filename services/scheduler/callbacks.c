@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "due_store.h"
 #include "engage/ids.h"
 #include "engage/log.h"
 #include "engage/mem.h"
@@ -648,7 +649,7 @@ eg_status_t cb_dispatch_due(worker_t *w, const char *tenant, const char *service
     if (svc)
         svc_registry_release(w->s->services, svc);
     if (st == EG_ENOTFOUND) /* expired or erased: nothing left to dispatch */
-        cb_store_forget_due(w->store, tenant, service, id);
+        due_store_forget(w->store, tenant, service, id);
     *dispatched = st == EG_OK && done && done->state == EG__STATE__STATE_QUEUED;
     if (done) {
         if (*dispatched)

@@ -1,29 +1,13 @@
 /* Click-to-Call-In (GES's "call-in" API): a customer asks for a number to call; Engage lends
  * one of the group's numbers, with a random access code when the group uses codes, for a few
- * minutes, and recognises the customer when the call arrives (call.inbound, a later issue).
+ * minutes, and recognises the customer when the call arrives (call.inbound).
  *
  * Configuration: call-in groups per tenant, stored in PostgreSQL (table call_in_groups) and
  * cached by each scheduler; a change is broadcast as ConfigChanged kind "callin-group".
  *
- * Redis (every key carries the tenant's hash tag, so one Lua step sees them all):
- *
- *   eg:{t:T}:ci:req:<id>            HASH  the request: id, tenant, group, to, code ("" without
- *                                         codes), from, cbsvc, userData, created, expires (ms);
- *                                         expires with the request (PX)
- *   eg:{t:T}:ci:n:<number>          ZSET  access code -> expiry (ms) of the live requests on
- *                                         that number; the member "-" holds the whole number
- *                                         (a group without codes). Expired members are removed
- *                                         by the next allocation that looks at the number; the
- *                                         key itself expires with its last member.
- *   eg:{t:T}:ci:pair:<number>:<code> STRING request id, expiring with the request (PX); the
- *                                         code is "-" for a request without code. This is the
- *                                         index call.inbound matching reads: dialled number +
- *                                         access code, or dialled number + "-" and then the
- *                                         record's "from" compared with the caller's number.
- *
- * A (number, code) pair is held by at most one live request, also across groups that share a
- * number; a request without code holds its number alone. Nothing polls: expiry is Redis's own
- * (PX) for the record and the index, and the allocation script prunes the ZSET it reads. */
+ * The requests live in Redis: callin_store.h. The module is split the way the callback side
+ * is: callin_config.c (parse, validate, to JSON), callin_registry.c (the cache), callin_groups.c
+ * (PostgreSQL, admin), callin_store.c (Redis) and callin_rpc.c (the bus handlers). */
 #ifndef SCHED_CALLIN_H
 #define SCHED_CALLIN_H
 #include <stdbool.h>
@@ -99,31 +83,6 @@ eg_status_t callin_group_get(sched_t *s, eg_pg_t *pg, const char *tenant, const 
                              char **effective);
 /** Delete a group. Live requests keep their pairs until they expire. EG_ENOTFOUND. */
 eg_status_t callin_group_delete(sched_t *s, eg_pg_t *pg, const char *tenant, const char *name);
-
-/* ---- requests in Redis ---- */
-
-/** Load the call-in scripts into a worker's connection (*script gets the handle). */
-eg_status_t callin_store_init(eg_store_t *store, int *script);
-
-/** Allocate a (number, code) pair of the group for request id (chosen by the api: a retry
- *  with the same id answers the first result and allocates nothing). On EG_OK *out (free with
- *  eg__call_in_request__free_unpacked) holds the stored request. EG_EUNAVAIL when no pair is
- *  free: *retry_after_ms (may be NULL) gets the time until the first held pair of the group
- *  frees, or 0 when unknown. */
-eg_status_t callin_store_allocate(eg_store_t *store, int script, const char *tenant,
-                                  const callin_config_t *cfg, const char *id,
-                                  const char *from_phone, const char *callback_service_id,
-                                  const char *user_data_json, Eg__CallInRequest **out,
-                                  int64_t *retry_after_ms);
-
-/** Match an inbound call to the live request it answers, and consume that request (pair index,
- *  record and number entry deleted in one step, so one request routes one call). The match is
- *  remembered under call_id for an hour: a repeat gets the same request back. On EG_OK *out
- *  (free with eg__call_in_request__free_unpacked) is the request; EG_ENOTFOUND with *why (a
- *  static text) when nothing matches. */
-eg_status_t callin_store_match(eg_store_t *store, const char *tenant, const char *dialed,
-                               const char *code, const char *caller, const char *call_id,
-                               Eg__CallInRequest **out, const char **why);
 
 /* ---- bus handlers (rpc_fn of rpc.h; listed in rpc.c's routes[]) ---- */
 

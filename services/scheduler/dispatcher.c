@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "callbacks.h"
+#include "due_store.h"
+#include "outbox_store.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/timeutil.h"
@@ -34,7 +36,7 @@ static void dispatch_service(dispatcher_t *d, const char *tenant, const char *se
     int n;
     do {
         n = 0;
-        if (cb_store_due_ids(d->w.store, tenant, service, eg_now_ms(), DISPATCH_BATCH, ids, &n) !=
+        if (due_store_ids(d->w.store, tenant, service, eg_now_ms(), DISPATCH_BATCH, ids, &n) !=
             EG_OK)
             return;
         for (int i = 0; i < n; i++) {
@@ -45,42 +47,27 @@ static void dispatch_service(dispatcher_t *d, const char *tenant, const char *se
             free(ids[i]);
         }
     } while (n == DISPATCH_BATCH && !d->s->stopping);
-    cb_store_refresh_due(d->w.store, tenant, service);
+    due_store_refresh(d->w.store, tenant, service);
 }
 
 /* One look at the index; returns how long to sleep. */
 static int64_t dispatch_pass(dispatcher_t *d)
 {
-    int64_t now = eg_now_ms();
-    char now_s[32];
-    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
-    const char *range[] = {"ZRANGEBYSCORE", CB_KEY_DUE_INDEX, "-inf", now_s,
-                           "WITHSCORES",    "LIMIT",          "0",    "16"};
-    eg_reply_t *r = NULL;
-    if (eg_store_command(d->w.store, 8, range, NULL, &r) != EG_OK)
+    due_service_t due[16];
+    size_t n = 0;
+    if (due_store_next_batch(d->w.store, eg_now_ms(), 16, due, &n) != EG_OK)
         return 500;
-    size_t due = r->type == EG_REPLY_ARRAY ? r->elements / 2 : 0;
-    for (size_t i = 0; i < due && !d->s->stopping; i++) {
-        char *member = r->element[2 * i]->str;
-        char *bar = strchr(member, '|');
-        if (!bar)
-            continue;
-        *bar = '\0';
-        dispatch_service(d, member, bar + 1);
-    }
-    eg_reply_free(r);
-    if (due)
+    for (size_t i = 0; i < n && !d->s->stopping; i++)
+        dispatch_service(d, due[i].tenant, due[i].service);
+    if (n)
         return 0;
     /* Nothing due: sleep until the earliest entry. */
-    const char *first[] = {"ZRANGE", CB_KEY_DUE_INDEX, "0", "0", "WITHSCORES"};
-    int64_t sleep_ms = DISPATCH_MAX_SLEEP_MS;
-    if (eg_store_command(d->w.store, 5, first, NULL, &r) == EG_OK && r->type == EG_REPLY_ARRAY &&
-        r->elements == 2) {
-        int64_t next = strtoll(r->element[1]->str, NULL, 10);
+    int64_t sleep_ms = DISPATCH_MAX_SLEEP_MS, next = 0;
+    bool has = false;
+    if (due_store_earliest(d->w.store, &has, &next) == EG_OK && has) {
         int64_t wait = next - eg_now_ms();
         sleep_ms = wait < 0 ? 0 : (wait < sleep_ms ? wait : sleep_ms);
     }
-    eg_reply_free(r);
     return sleep_ms;
 }
 
@@ -134,20 +121,10 @@ eg_status_t dispatcher_recover(sched_t *s, eg_store_t *store, eg_pg_t *pg)
     int rows = eg_pg_rows(res);
     for (int i = 0; i < rows && st == EG_OK; i++) {
         const char *tenant = eg_pg_value(res, i, 0), *service = eg_pg_value(res, i, 1);
-        char k_out[120];
-        cb_key(k_out, sizeof k_out, tenant, "outbox", NULL);
-        const char *xlen[] = {"XLEN", k_out};
-        eg_reply_t *r = NULL;
-        st = eg_store_command(store, 2, xlen, NULL, &r);
-        if (st == EG_OK && r->type == EG_REPLY_INTEGER && r->integer > 0) {
-            const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, tenant};
-            eg_reply_t *a = NULL;
-            st = eg_store_command(store, 3, sadd, NULL, &a);
-            eg_reply_free(a);
-        }
-        eg_reply_free(r);
+        bool marked = false;
+        st = outbox_store_mark_if_nonempty(store, tenant, &marked);
         if (st == EG_OK)
-            st = cb_store_refresh_due(store, tenant, service);
+            st = due_store_refresh(store, tenant, service);
     }
     eg_pg_res_free(res);
     if (st == EG_OK)

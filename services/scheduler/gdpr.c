@@ -1,6 +1,6 @@
 /* The scheduler's half of a GDPR erase: cancel, then delete, a number's callbacks in Redis.
  *
- * The number's callbacks are found through its hash (eg:{t:T}:n:<phone>: every callback booked
+ * The number's callbacks are found through its hash (STORE_NUMBER: every callback booked
  * for the number, kept as long as the longest-lived of them). Each active one is
  * cancelled exactly as the API cancels (compare-and-set, an event in the outbox, the voice
  * platform told through the relay and the ors-bridge); the cancel events reach the archiver,
@@ -13,9 +13,9 @@
  * A callback with an agent (PROCESSING) cannot be cancelled, so the erase refuses (EG_ECONFLICT)
  * before changing anything; it is repeated once the call has ended.
  *
- * Call-in requests (eg:{t:T}:ci:req:<id>) that name the number as their caller are not indexed
- * by number: the erase finds them with a SCAN of the tenant's request keys (they live minutes
- * to at most 24 hours, so there are few) and deletes each with its (number, code) pair. */
+ * Call-in requests that name the number as their caller are not indexed by number: the erase
+ * finds them with a SCAN of the tenant's request keys (they live minutes to at most 24 hours,
+ * so there are few) and deletes each with its (number, code) pair (callin_store.c). */
 #include "gdpr.h"
 
 #include <stdio.h>
@@ -24,56 +24,12 @@
 
 #include "callback_store.h"
 #include "callbacks.h"
+#include "callin_store.h"
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 
 #define GDPR_SCAN_MAX 10000 /* ids of one number considered per request */
-#define KEY_LEN 320
-
-/* A pipeline of DEL and ZREM commands on one tenant's keys, built before it is sent. */
-typedef struct {
-    size_t n, max;
-    char (*keys)[KEY_LEN];
-    const char *(*argv)[3];
-    const char *const **cmds;
-    int *argcs;
-    bool *is_record; /* a DEL of a callback record: its reply counts the records deleted */
-} pipe_t;
-
-static void pipe_init(pipe_t *p, size_t max)
-{
-    p->n = 0;
-    p->max = max;
-    p->keys = eg_xcalloc(max, sizeof *p->keys);
-    p->argv = eg_xcalloc(max, sizeof *p->argv);
-    p->cmds = eg_xcalloc(max, sizeof *p->cmds);
-    p->argcs = eg_xcalloc(max, sizeof *p->argcs);
-    p->is_record = eg_xcalloc(max, sizeof *p->is_record);
-}
-
-static void pipe_free(pipe_t *p)
-{
-    free(p->keys);
-    free(p->argv);
-    free(p->cmds);
-    free(p->argcs);
-    free(p->is_record);
-}
-
-/* DEL eg:{t:tenant}:kind:rest, or ZREM it member when member is not NULL. */
-static void pipe_add(pipe_t *p, const char *tenant, const char *kind, const char *rest,
-                     const char *member, bool is_record)
-{
-    size_t k = p->n++;
-    cb_key(p->keys[k], KEY_LEN, tenant, kind, rest);
-    p->argv[k][0] = member != NULL ? "ZREM" : "DEL";
-    p->argv[k][1] = p->keys[k];
-    p->argv[k][2] = member;
-    p->argcs[k] = member != NULL ? 3 : 2;
-    p->cmds[k] = p->argv[k];
-    p->is_record[k] = is_record;
-}
 
 static void reply_send(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__GdprEraseReply *r, eg_status_t st,
                        const char *text)
@@ -88,90 +44,6 @@ static void reply_send(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__GdprEraseReply *r, 
     eg_bus_respond(bus, msg, buf, n);
     free(buf);
     r->status = NULL;
-}
-
-/* Delete the records and index keys (one pipelined round trip). *deleted = records deleted. */
-static eg_status_t delete_keys(worker_t *w, const char *tenant, const char *phone, char **ids,
-                               Eg__Callback **cbs, int n, int32_t *deleted)
-{
-    pipe_t p;
-    pipe_init(&p, (size_t)n * 4 + 1);
-    for (int i = 0; i < n; i++) {
-        pipe_add(&p, tenant, "cb", ids[i], NULL, true);
-        if (cbs[i] != NULL) {
-            pipe_add(&p, tenant, "due", cbs[i]->service, ids[i], false);
-            pipe_add(&p, tenant, "q", cbs[i]->service, ids[i], false);
-            pipe_add(&p, tenant, "w", cbs[i]->service, ids[i], false);
-        }
-    }
-    pipe_add(&p, tenant, "n", phone, NULL, false);
-    eg_reply_t **replies = eg_xcalloc(p.n, sizeof *replies);
-    eg_status_t st = eg_store_pipeline(w->store, p.n, p.argcs, p.cmds, replies);
-    *deleted = 0;
-    for (size_t i = 0; i < p.n; i++) {
-        if (st == EG_OK && replies[i]->type == EG_REPLY_ERROR)
-            st = EG_EPROTO;
-        if (st == EG_OK && p.is_record[i] && replies[i]->type == EG_REPLY_INTEGER)
-            *deleted += (int32_t)replies[i]->integer;
-        eg_reply_free(replies[i]);
-    }
-    free(replies);
-    pipe_free(&p);
-    return st;
-}
-
-/* Delete the tenant's call-in requests whose caller is phone: the record, its (number, code)
- * pair and its member in the number's ZSET. *erased counts them. */
-static eg_status_t erase_callin_requests(worker_t *w, const char *tenant, const char *phone,
-                                         int *erased)
-{
-    char match[KEY_LEN], cursor[32] = "0";
-    cb_key(match, sizeof match, tenant, "ci:req", "*");
-    eg_status_t st = EG_OK;
-    *erased = 0;
-    do {
-        const char *scan[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-        eg_reply_t *r = NULL;
-        st = eg_store_command(w->store, 6, scan, NULL, &r);
-        if (st == EG_OK && (r->type != EG_REPLY_ARRAY || r->elements != 2))
-            st = EG_EPROTO;
-        if (st != EG_OK) {
-            eg_reply_free(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        const eg_reply_t *keys = r->element[1];
-        for (size_t i = 0; st == EG_OK && i < keys->elements; i++) {
-            const char *key = keys->element[i]->str;
-            const char *get[] = {"HMGET", key, "from", "to", "code"};
-            eg_reply_t *f = NULL;
-            st = eg_store_command(w->store, 5, get, NULL, &f);
-            if (st == EG_OK && f->type == EG_REPLY_ARRAY && f->elements == 3 &&
-                f->element[0]->type == EG_REPLY_STRING && strcmp(f->element[0]->str, phone) == 0 &&
-                f->element[1]->type == EG_REPLY_STRING) {
-                const char *to = f->element[1]->str;
-                const char *code = f->element[2]->type == EG_REPLY_STRING && f->element[2]->str[0]
-                                       ? f->element[2]->str
-                                       : "-";
-                char rest[KEY_LEN], k_pair[KEY_LEN], k_num[KEY_LEN];
-                snprintf(rest, sizeof rest, "%s:%s", to, code);
-                cb_key(k_pair, sizeof k_pair, tenant, "ci:pair", rest);
-                cb_key(k_num, sizeof k_num, tenant, "ci:n", to);
-                const char *del[] = {"DEL", key, k_pair}, *zrem[] = {"ZREM", k_num, code};
-                const char *const *cmds[] = {del, zrem};
-                int argcs[] = {3, 3};
-                eg_reply_t *d[2] = {NULL, NULL};
-                st = eg_store_pipeline(w->store, 2, argcs, cmds, d);
-                if (st == EG_OK)
-                    (*erased)++;
-                eg_reply_free(d[0]);
-                eg_reply_free(d[1]);
-            }
-            eg_reply_free(f);
-        }
-        eg_reply_free(r);
-    } while (st == EG_OK && strcmp(cursor, "0") != 0);
-    return st;
 }
 
 /* Did the callback reach COMPLETED (or vanish)? A cancel refused as "not cancellable" means
@@ -251,14 +123,15 @@ eg_status_t gdpr_rpc_erase(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         }
         int callin = 0;
         if (st == EG_OK) {
-            st = erase_callin_requests(w, req->tenant_id, req->phone, &callin);
+            st = callin_store_erase_caller(w->store, req->tenant_id, req->phone, &callin);
             if (st != EG_OK)
                 snprintf(why, sizeof why, "callback store unavailable");
             else if (callin)
                 eg_log_info("GDPR erase of %s: %d call-in request(s) deleted", masked, callin);
         }
         if (st == EG_OK) {
-            st = delete_keys(w, req->tenant_id, req->phone, ids, cbs, n, &r.redis_deleted);
+            st = cb_store_erase_number(w->store, req->tenant_id, req->phone, ids, cbs, n,
+                                       &r.redis_deleted);
             if (st != EG_OK)
                 snprintf(why, sizeof why, "callback store unavailable");
         }

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "callback_store.h"
 #include "callin.h"
+#include "callin_store.h"
 #include "engage/bus.h"
 #include "engage/config.h"
 #include "engage/httpclient.h"

@@ -29,6 +29,7 @@
 #include "hours.h"
 #include "queue_stats.h"
 #include "services.h"
+#include "stats_store.h"
 
 #define MAX_AVAILABILITY_SLOTS 5000
 #define WEEK_MS (7LL * 86400000)
@@ -55,33 +56,15 @@ static Eg__Status *status_of(Eg__Status *s, eg_status_t st, char *buf, size_t le
     return s;
 }
 
-static int64_t zcard(eg_store_t *store, const char *key)
-{
-    const char *argv[] = {"ZCARD", key};
-    eg_reply_t *r = NULL;
-    int64_t n = 0;
-    if (eg_store_command(store, 2, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_INTEGER)
-        n = r->integer;
-    eg_reply_free(r);
-    return n;
-}
-
 int q_ewt_for(worker_t *w, const char *tenant, const char *vq, int ahead)
 {
-    char k_served[200];
-    cb_key(k_served, sizeof k_served, tenant, "served", vq);
-    const char *argv[] = {"LRANGE", k_served, "0", "31"};
-    eg_reply_t *r = NULL;
-    int ewt = -1;
-    if (eg_store_command(w->store, 4, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_ARRAY &&
-        r->elements >= 2) {
-        int64_t newest = strtoll(r->element[0]->str, NULL, 10);
-        int64_t oldest = strtoll(r->element[r->elements - 1]->str, NULL, 10);
-        int64_t interval = (newest - oldest) / (int64_t)(r->elements - 1);
-        ewt = (int)((interval * ahead + 500) / 1000);
-    }
-    eg_reply_free(r);
-    return ewt;
+    int64_t times[32];
+    size_t n = 0;
+    if (stats_store_served(w->store, tenant, vq, times, 32, &n) != EG_OK || n < 2)
+        return -1;
+    /* The mean interval between the last serves, times the callers ahead. */
+    int64_t interval = (times[0] - times[n - 1]) / (int64_t)(n - 1);
+    return (int)((interval * ahead + 500) / 1000);
 }
 
 eg_status_t q_availability(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
@@ -159,9 +142,9 @@ out:
 /* Waiting callbacks of a service: those QUEUED or ROUTING. */
 static int waiting(worker_t *w, const char *tenant, const char *service)
 {
-    char k_q[200];
-    cb_key(k_q, sizeof k_q, tenant, "q", service);
-    return (int)zcard(w->store, k_q);
+    int n = 0;
+    stats_store_waiting(w->store, tenant, service, &n);
+    return n;
 }
 
 /* open-for and queue-status share the request and the reply. */
@@ -314,17 +297,6 @@ static double utilisation(worker_t *w, const svc_config_t *svc, const char *tena
     return capacity > 0 ? booked / capacity : 0.0;
 }
 
-static int hget_int(eg_store_t *store, const char *key, const char *field)
-{
-    const char *argv[] = {"HGET", key, field};
-    eg_reply_t *r = NULL;
-    int v = 0;
-    if (eg_store_command(store, 3, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_STRING)
-        v = atoi(r->str);
-    eg_reply_free(r);
-    return v;
-}
-
 eg_status_t q_stats(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     Eg__StatsRequest *req =
@@ -363,19 +335,21 @@ eg_status_t q_stats(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
                      names[i]);
             break;
         }
-        char k_due[200], k_stats[200], k_daily[240], rest[140];
-        cb_key(k_due, sizeof k_due, req->tenant_id, "due", names[i]);
-        cb_key(k_stats, sizeof k_stats, req->tenant_id, "stats", names[i]);
-        snprintf(rest, sizeof rest, "%s:%" PRId64, names[i], now / 86400000);
-        cb_key(k_daily, sizeof k_daily, req->tenant_id, "daily", rest);
+        stats_service_t figures = {0};
+        st = stats_store_service(w->store, req->tenant_id, names[i], now, &figures);
+        if (st != EG_OK) {
+            svc_registry_release(w->s->services, svc);
+            snprintf(why, sizeof why, "statistics unavailable (%s)", eg_status_str(st));
+            break;
+        }
         Eg__ServiceStats *ss = eg_xmalloc(sizeof *ss);
         eg__service_stats__init(ss);
         ss->service = names[i];
-        ss->scheduled = (int32_t)zcard(w->store, k_due);
-        ss->queued = waiting(w, req->tenant_id, names[i]);
-        ss->processing = hget_int(w->store, k_stats, "processing");
-        ss->created_today = hget_int(w->store, k_daily, "created");
-        ss->completed_today = hget_int(w->store, k_daily, "completed");
+        ss->scheduled = figures.scheduled;
+        ss->queued = figures.queued;
+        ss->processing = figures.processing;
+        ss->created_today = figures.created_today;
+        ss->completed_today = figures.completed_today;
         ss->ewt_s = q_ewt_for(w, req->tenant_id, svc->virtual_queue, ss->queued + 1);
         ss->slot_utilisation = utilisation(w, svc, req->tenant_id, now);
         r.services[r.n_services++] = ss;

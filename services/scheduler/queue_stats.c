@@ -1,7 +1,8 @@
 /* queue.stats: the latest figures per tenant and virtual queue in one Redis hash each (see
- * queue_stats.h), written by one small Lua step that keeps the newest `at`, and the two EWT
- * formulas that use them. Nothing here is per callback: the cost is one hash per virtual queue
- * the platform reports on, gone a few minutes after it stops. */
+ * queue_stats.h), written by one small Lua step that keeps the newest `at`
+ * (lua/queue_stats_put.lua), and the two EWT formulas that use them. Nothing here is per callback:
+ * the cost is one hash per virtual queue the platform reports on, gone a few minutes after it
+ * stops. */
 #include "queue_stats.h"
 
 #include <inttypes.h>
@@ -9,52 +10,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "callback_store.h"
 #include "engage.pb-c.h"
 #include "engage/ids.h"
 #include "engage/log.h"
 #include "engage/mem.h"
-
-/* KEYS[1]: the hash. ARGV: at, logged in, ready, waiting, aht, ttl ms. Returns 1 stored, 0 older
- * than what is there. */
-static const char put_lua[] =
-    "local prev = redis.call('HGET', KEYS[1], 'at')\n"
-    "if prev and tonumber(prev) > tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'at', ARGV[1], 'logged_in', ARGV[2], 'ready', ARGV[3],\n"
-    "  'waiting', ARGV[4], 'aht', ARGV[5])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[6])\n"
-    "return 1\n";
+#include "queue_stats_put_lua.h"
+#include "store_keys.h"
 
 eg_status_t qstats_store(eg_store_t *store, const char *tenant, const char *vq, const qstats_t *qs,
                          bool *stored)
 {
-    char key[300], at[24], in[16], ready[16], waiting[16], aht[16], ttl[16];
+    char at[24], in[16], ready[16], waiting[16], aht[16], ttl[16];
     int script = -1;
-    cb_key(key, sizeof key, tenant, "qstats", vq);
     snprintf(at, sizeof at, "%" PRId64, qs->at_ms);
     snprintf(in, sizeof in, "%d", qs->agents_logged_in);
     snprintf(ready, sizeof ready, "%d", qs->agents_ready);
     snprintf(waiting, sizeof waiting, "%d", qs->calls_waiting);
     snprintf(aht, sizeof aht, "%d", qs->avg_handle_time_s);
     snprintf(ttl, sizeof ttl, "%d", QSTATS_TTL_MS);
-    eg_status_t st = eg_store_script_add(store, put_lua, &script);
+    /* Registered once per connection; later calls find it by its source. */
+    eg_status_t st = eg_store_script_add(store, queue_stats_put_lua, &script);
     if (st != EG_OK)
         return st;
-    const char *argv[] = {key, at, in, ready, waiting, aht, ttl};
+    char *key = store_key(STORE_QSTATS, tenant, vq);
+    const char *argv[QUEUE_STATS_PUT_ARGC] = {
+        [QUEUE_STATS_PUT_KEY_STATS] = key,       [QUEUE_STATS_PUT_ARG_AT_MS] = at,
+        [QUEUE_STATS_PUT_ARG_LOGGED_IN] = in,    [QUEUE_STATS_PUT_ARG_READY] = ready,
+        [QUEUE_STATS_PUT_ARG_WAITING] = waiting, [QUEUE_STATS_PUT_ARG_AHT_S] = aht,
+        [QUEUE_STATS_PUT_ARG_TTL_MS] = ttl,
+    };
+    size_t lens[QUEUE_STATS_PUT_ARGC];
+    store_script_lens(argv, lens, QUEUE_STATS_PUT_ARGC, "queue_stats_put.lua");
     eg_reply_t *r = NULL;
-    st = eg_store_eval(store, script, 1, 7, argv, NULL, &r);
+    st = eg_store_eval(store, script, QUEUE_STATS_PUT_NKEYS, QUEUE_STATS_PUT_ARGC, argv, lens, &r);
     if (st == EG_OK && r->type != EG_REPLY_INTEGER)
         st = EG_EPROTO;
     if (stored)
-        *stored = st == EG_OK && r->integer == 1;
+        *stored = st == EG_OK && r->integer == QUEUE_STATS_PUT_RET_STORED;
     eg_reply_free(r);
+    free(key);
     return st;
 }
 
 eg_status_t qstats_load(eg_store_t *store, const char *tenant, const char *vq, qstats_t *qs)
 {
-    char key[300];
-    cb_key(key, sizeof key, tenant, "qstats", vq);
+    char *key = store_key(STORE_QSTATS, tenant, vq);
     const char *argv[] = {"HMGET", key, "at", "logged_in", "ready", "waiting", "aht"};
     eg_reply_t *r = NULL;
     eg_status_t st = eg_store_command(store, 7, argv, NULL, &r);
@@ -77,6 +77,7 @@ eg_status_t qstats_load(eg_store_t *store, const char *tenant, const char *vq, q
     qs->avg_handle_time_s = atoi(r->element[4]->str);
 out:
     eg_reply_free(r);
+    free(key);
     return st;
 }
 

@@ -57,6 +57,7 @@
 #include "engage/mem.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "store_keys.h"
 
 #define RELAY_POLL_MS 2000
 #define RELAY_BATCH 256
@@ -222,8 +223,8 @@ typedef struct {
 
 static eg_status_t run_step(relay_t *r, const step_t *p, eg_reply_t **next)
 {
-    const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, p->tenant};
-    const char *srem[] = {"SREM", CB_KEY_OUTBOX_PENDING, p->tenant};
+    const char *sadd[] = {"SADD", STORE_KEY_OUTBOX_PENDING, p->tenant};
+    const char *srem[] = {"SREM", STORE_KEY_OUTBOX_PENDING, p->tenant};
     const char *range[] = {"XRANGE", p->k_out, "-", "+", "COUNT", RELAY_BATCH_STR};
     const char **xdel = NULL;
     const char *const *cmds[4];
@@ -276,8 +277,7 @@ typedef enum { DRAIN_DONE, DRAIN_MORE, DRAIN_FAILED } drain_t;
  * left. listed: the tenant came from listing the pending set, so an empty outbox leaves it. */
 static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_status_t *why)
 {
-    char k_out[120];
-    cb_key(k_out, sizeof k_out, tenant, "outbox", NULL);
+    char *k_out = store_key(STORE_OUTBOX, tenant, NULL);
     step_t step = {.tenant = tenant, .k_out = k_out, .read = true};
     eg_reply_t *rep = NULL;
     bool checked = false; /* rep was read right after our SREM */
@@ -339,6 +339,7 @@ static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_stat
         removed = step.srem && rep->elements > 0;
     }
     eg_reply_free(rep);
+    free(k_out);
     if (st != EG_OK) {
         *why = st;
         return DRAIN_FAILED;
@@ -389,11 +390,11 @@ static void relay_pass(relay_t *r, bool final_pass)
     eg_reply_t *members = NULL;
     bool failed = false, go_on = true;
     if (full) {
-        const char *smembers[] = {"SMEMBERS", CB_KEY_OUTBOX_PENDING};
+        const char *smembers[] = {"SMEMBERS", STORE_KEY_OUTBOX_PENDING};
         eg_status_t st = eg_store_command(r->store, 2, smembers, NULL, &members);
         r->last_full = now;
         if (st != EG_OK || members->type != EG_REPLY_ARRAY) {
-            eg_log_warn("relay: cannot list %s: %s", CB_KEY_OUTBOX_PENDING,
+            eg_log_warn("relay: cannot list %s: %s", STORE_KEY_OUTBOX_PENDING,
                         st == EG_OK ? "unexpected reply" : eg_status_str(st));
             eg_reply_free(members);
             members = NULL;

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "callback_store.h"
+#include "due_store.h"
+#include "outbox_store.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 
@@ -63,12 +64,9 @@ static eg_status_t repair_one(eg_store_t *store, char *item)
 {
     char *bar = strchr(item, '|');
     *bar = '\0';
-    const char *sadd[] = {"SADD", CB_KEY_OUTBOX_PENDING, item};
-    eg_reply_t *rep = NULL;
-    eg_status_t st = eg_store_command(store, 3, sadd, NULL, &rep);
-    eg_reply_free(rep);
+    eg_status_t st = outbox_store_mark_pending(store, item);
     if (st == EG_OK)
-        st = cb_store_refresh_due(store, item, bar + 1);
+        st = due_store_refresh(store, item, bar + 1);
     *bar = '|';
     return st;
 }

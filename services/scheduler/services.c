@@ -15,7 +15,7 @@
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
-#include "callback_store.h"
+#include "due_store.h"
 #include "engage/subjects.h"
 
 typedef struct entry {
@@ -224,22 +224,12 @@ eg_status_t svc_get(sched_t *s, eg_pg_t *pg, const char *tenant, const char *nam
     return EG_OK;
 }
 
-/* Callbacks of a service not yet completed: SCHEDULED (due) plus dialled (watch). */
+/* Callbacks of a service not yet completed, or -1 when Redis cannot say. */
 static long live_callbacks(eg_store_t *store, const char *tenant, const char *name)
 {
-    char k_due[200], k_w[200];
-    cb_key(k_due, sizeof k_due, tenant, "due", name);
-    cb_key(k_w, sizeof k_w, tenant, "w", name);
-    const char *a[] = {"ZCARD", k_due}, *b[] = {"ZCARD", k_w};
-    const char *const *cmds[] = {a, b};
-    int argcs[] = {2, 2};
-    eg_reply_t *r[2] = {NULL, NULL};
     long n = -1;
-    if (eg_store_pipeline(store, 2, argcs, cmds, r) == EG_OK && r[0]->type == EG_REPLY_INTEGER &&
-        r[1]->type == EG_REPLY_INTEGER)
-        n = (long)(r[0]->integer + r[1]->integer);
-    eg_reply_free(r[0]);
-    eg_reply_free(r[1]);
+    if (due_store_live_count(store, tenant, name, &n) != EG_OK)
+        return -1;
     return n;
 }
 

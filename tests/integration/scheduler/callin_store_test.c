@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "callin.h"
+#include "callin_store.h"
+#include "store_keys.h"
 #include "engage/ids.h"
 #include "engage/store.h"
 
@@ -107,13 +109,15 @@ Test(callin_store, the_pair_index_finds_the_request_and_a_retry_allocates_nothin
     cr_expect_str_eq(a->access_code, b->access_code);
     cr_expect_eq(a->expires_ms, b->expires_ms);
 
-    snprintf(key, sizeof key, "eg:{t:%s}:ci:pair:%s:%s", tenant, a->to_phone, a->access_code);
-    const char *get[] = {"GET", key};
+    /* The pair index: the dialled number's hash, code -> request id. */
+    char *pairs = store_key(STORE_CALLIN_PAIRS, tenant, a->to_phone);
+    const char *get[] = {"HGET", pairs, a->access_code};
     eg_reply_t *rep = NULL;
     cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
     cr_expect(rep->type == EG_REPLY_STRING && strcmp(rep->str, id) == 0,
               "dialled number + code -> request id");
     eg_reply_free(rep);
+    free(pairs);
 
     snprintf(key, sizeof key, "eg:{t:%s}:ci:n:%s", tenant, a->to_phone);
     const char *card[] = {"ZCARD", key};
@@ -137,7 +141,7 @@ Test(callin_store, without_codes_a_number_is_lent_once_and_freed_by_expiry)
 {
     int script;
     eg_store_t *s = open_store(&script);
-    char tenant[EG_UUID_STR_LEN + 1], id[EG_UUID_STR_LEN + 1], key[200];
+    char tenant[EG_UUID_STR_LEN + 1], id[EG_UUID_STR_LEN + 1];
     eg_uuid_v7_str(tenant);
     callin_config_t cfg;
     group(&cfg, 3, false, 4, 1);
@@ -149,8 +153,8 @@ Test(callin_store, without_codes_a_number_is_lent_once_and_freed_by_expiry)
         for (int k = 0; k < i; k++)
             cr_expect_str_neq(r[i]->to_phone, r[k]->to_phone, "one number, one request");
     }
-    snprintf(key, sizeof key, "eg:{t:%s}:ci:pair:%s:-", tenant, r[0]->to_phone);
-    const char *get[] = {"GET", key};
+    char *pairs = store_key(STORE_CALLIN_PAIRS, tenant, r[0]->to_phone);
+    const char *get[] = {"HGET", pairs, "-"};
     eg_reply_t *rep = NULL;
     cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
     cr_expect(rep->type == EG_REPLY_STRING && strcmp(rep->str, r[0]->id) == 0,
@@ -178,6 +182,7 @@ Test(callin_store, without_codes_a_number_is_lent_once_and_freed_by_expiry)
     }
     for (int i = 0; i < 3; i++)
         eg__call_in_request__free_unpacked(r[i], NULL);
+    free(pairs);
     callin_config_free(&cfg);
     eg_store_close(s);
 }
