@@ -28,13 +28,9 @@ eg_status_t commands_init(commands_t *c, eg_store_t *voice)
     return eg_store_script_add(voice, command_write_lua, &c->script);
 }
 
-/* The guard key in the hash slot of stream, so that the script's two keys share one slot on
- * Redis Cluster: the stream's hash tag (or, without one, its whole name, which is what Redis
- * hashes then) goes into the guard as its tag, after the "engage:" prefix:
- * "engage:dialed:T:ID:1" with stream "engage:voice:commands" becomes
- * "engage:{engage:voice:commands}:dialed:T:ID:1". A stream name with braces but no valid tag
- * cannot be matched that way; the guard is used as it is (fine outside Redis Cluster). */
-static char *guard_key(const char *stream, const char *guard)
+/* The stream's hash tag (or, without one, its whole name, which is what Redis hashes then)
+ * goes into the guard as its tag, after the "engage:" prefix. */
+char *commands_guard_key(const char *stream, const char *guard)
 {
     const char *tag = stream;
     size_t tag_len = strlen(stream);
@@ -61,7 +57,7 @@ static char *guard_key(const char *stream, const char *guard)
 static eg_status_t write_guarded(commands_t *c, const char **argv, size_t *lens, size_t argc,
                                  bool *written)
 {
-    char *guard = guard_key(argv[COMMAND_WRITE_KEY_STREAM], argv[COMMAND_WRITE_KEY_GUARD]);
+    char *guard = commands_guard_key(argv[COMMAND_WRITE_KEY_STREAM], argv[COMMAND_WRITE_KEY_GUARD]);
     argv[COMMAND_WRITE_KEY_GUARD] = guard;
     lens[COMMAND_WRITE_KEY_GUARD] = strlen(guard);
     eg_reply_t *r = NULL;
