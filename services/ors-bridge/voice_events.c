@@ -1,8 +1,9 @@
 /* Voice platform events in. The bridge reads ENGAGE_VOICE_EVENTS_STREAM with the consumer group
- * engage-bridge under a stable consumer name, so a restarted bridge first re-reads the entries it
- * had taken but not acknowledged (id 0), then new ones (>). Every BRIDGE_CLAIM_EVERY_MS it also
- * claims entries another bridge left pending for over BRIDGE_CLAIM_IDLE_MS (XAUTOCLAIM), so work
- * stranded by a crashed replica resumes within half a minute.
+ * engage-bridge under a stable consumer name (lib/stream.c), so a restarted bridge first re-reads
+ * the entries it had taken but not acknowledged (id 0), then new ones (>); a group lost with the
+ * voice Redis's data is created again. Every BRIDGE_CLAIM_EVERY_MS it also claims entries another
+ * bridge left pending for over BRIDGE_CLAIM_IDLE_MS, so work stranded by a crashed replica
+ * resumes within half a minute.
  *
  * Each entry type becomes one scheduler request (docs/voice-stream.md has the contract):
  *
@@ -48,10 +49,10 @@
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
 
-#define BRIDGE_BLOCK_MS "500"
-#define BRIDGE_BATCH "64"
+#define BRIDGE_BLOCK_MS 500
+#define BRIDGE_BATCH 64
 #define BRIDGE_CLAIM_EVERY_MS 10000
-#define BRIDGE_CLAIM_IDLE_MS "30000"
+#define BRIDGE_CLAIM_IDLE_MS 30000
 #define REQUEST_TIMEOUT_MS 3000
 #define CREATE_TIMEOUT_MS 5000
 
@@ -85,56 +86,14 @@ typedef struct {
 typedef struct {
     bridge_t *b;
     eg_store_t *voice;
+    eg_stream_t *events; /* our consumer of the events stream, over voice */
     commands_t cmds;
-    voice_entry_t entry; /* the entry being handled (large: kept off the stack) */
     retry_slot_t slots[RETRY_SLOTS];
     int64_t pause_ms; /* after a failed entry: how long to wait before reading again */
     char last_error[256];
 } events_t;
 
 /* ---- entries ------------------------------------------------------------------------------ */
-
-const char *voice_field(const voice_entry_t *e, const char *name, size_t *len)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < e->n; i++) {
-        if (e->name_lens[i] == n && memcmp(e->names[i], name, n) == 0) {
-            if (len)
-                *len = e->lens[i];
-            return e->values[i];
-        }
-    }
-    return NULL;
-}
-
-eg_status_t voice_entry_parse(const eg_reply_t *entry, voice_entry_t *e)
-{
-    e->n = e->total = 0;
-    e->id = NULL;
-    if (entry->type != EG_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != EG_REPLY_STRING)
-        return EG_EPROTO;
-    e->id = entry->element[0]->str;
-    const eg_reply_t *f = entry->element[1];
-    if (f->type == EG_REPLY_NIL)
-        return EG_ENOTFOUND; /* pending, but deleted from the stream meanwhile */
-    if (f->type != EG_REPLY_ARRAY || f->elements % 2 != 0)
-        return EG_EPROTO;
-    for (size_t i = 0; i < f->elements; i += 2) {
-        const eg_reply_t *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != EG_REPLY_STRING || v->type != EG_REPLY_STRING)
-            return EG_EPROTO;
-        e->total++;
-        if (e->n == VOICE_READ_FIELDS)
-            continue;
-        e->names[e->n] = k->str;
-        e->name_lens[e->n] = k->len;
-        e->values[e->n] = v->str;
-        e->lens[e->n] = v->len;
-        e->n++;
-    }
-    return EG_OK;
-}
 
 /* Bytes as text fit for a reason or a log line: at most max bytes of v, those outside
  * printable ASCII written \xHH, and "..." when cut. */
@@ -155,39 +114,39 @@ static void render(char *out, size_t outlen, const char *v, size_t len, size_t m
     out[o < outlen ? o : outlen - 1] = '\0';
 }
 
-static bool same_name(const voice_entry_t *e, int i, int j)
+static bool same_name(const eg_stream_field_t *a, const eg_stream_field_t *b)
 {
-    return e->name_lens[i] == e->name_lens[j] &&
-           memcmp(e->names[i], e->names[j], e->name_lens[i]) == 0;
+    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
 }
 
-bool voice_entry_problem(const voice_entry_t *e, char *why, size_t whylen)
+bool voice_entry_problem(const eg_stream_entry_t *e, char *why, size_t whylen)
 {
     char name[4 * 40 + 8];
-    if (e->total > VOICE_MAX_FIELDS) {
-        snprintf(why, whylen, "entry: %d fields; at most %d", e->total, VOICE_MAX_FIELDS);
+    if (e->nfields > VOICE_MAX_FIELDS) {
+        snprintf(why, whylen, "entry: %zu fields; at most %d", e->nfields, VOICE_MAX_FIELDS);
         return true;
     }
-    for (int i = 0; i < e->n; i++) {
-        render(name, sizeof name, e->names[i], e->name_lens[i], 40);
-        if (e->name_lens[i] == 0 || e->name_lens[i] > VOICE_MAX_NAME) {
+    for (size_t i = 0; i < e->nfields; i++) {
+        const eg_stream_field_t *f = &e->fields[i];
+        render(name, sizeof name, f->name, f->name_len, 40);
+        if (f->name_len == 0 || f->name_len > VOICE_MAX_NAME) {
             snprintf(why, whylen, "entry: field name '%s' is empty or longer than %d bytes", name,
                      VOICE_MAX_NAME);
             return true;
         }
-        if (e->lens[i] > VOICE_MAX_VALUE) {
-            snprintf(why, whylen, "%s: value of %zu bytes; at most %d", name, e->lens[i],
+        if (f->value_len > VOICE_MAX_VALUE) {
+            snprintf(why, whylen, "%s: value of %zu bytes; at most %d", name, f->value_len,
                      VOICE_MAX_VALUE);
             return true;
         }
-        for (int j = 0; j < i; j++) {
-            if (same_name(e, i, j)) {
+        for (size_t j = 0; j < i; j++) {
+            if (same_name(f, &e->fields[j])) {
                 snprintf(why, whylen, "%s: appears more than once", name);
                 return true;
             }
         }
     }
-    if (!voice_field(e, "type", NULL)) {
+    if (!eg_stream_entry_field(e, "type", NULL)) {
         snprintf(why, whylen, "type: missing");
         return true;
     }
@@ -197,11 +156,11 @@ bool voice_entry_problem(const voice_entry_t *e, char *why, size_t whylen)
 /* A text field: at most max bytes, no control bytes (NUL included). Returns the value, or NULL:
  * with *why set when it breaks a rule (or is required and absent or empty), with *why untouched
  * when it is optional and absent or empty. */
-static const char *text_field(const voice_entry_t *e, const char *name, size_t max, bool required,
-                              char *why, size_t whylen)
+static const char *text_field(const eg_stream_entry_t *e, const char *name, size_t max,
+                              bool required, char *why, size_t whylen)
 {
     size_t len = 0;
-    const char *v = voice_field(e, name, &len);
+    const char *v = eg_stream_entry_field(e, name, &len);
     if (!v || len == 0) {
         if (required)
             snprintf(why, whylen, "%s: missing", name);
@@ -221,11 +180,11 @@ static const char *text_field(const voice_entry_t *e, const char *name, size_t m
 }
 
 /* A decimal integer field in [min, max]. */
-static bool int_field(const voice_entry_t *e, const char *name, long min, long max, long *out,
+static bool int_field(const eg_stream_entry_t *e, const char *name, long min, long max, long *out,
                       char *why, size_t whylen)
 {
     size_t len = 0;
-    const char *v = voice_field(e, name, &len);
+    const char *v = eg_stream_entry_field(e, name, &len);
     bool ok = v && len > 0 && len <= 11;
     for (size_t i = 0; ok && i < len; i++)
         ok = (v[i] >= '0' && v[i] <= '9') || (i == 0 && v[i] == '-' && len > 1);
@@ -239,7 +198,7 @@ static bool int_field(const voice_entry_t *e, const char *name, long min, long m
 }
 
 /* The tenant: a UUID (the ids Engage gives tenants). */
-static const char *tenant_field(const voice_entry_t *e, char *why, size_t whylen)
+static const char *tenant_field(const eg_stream_entry_t *e, char *why, size_t whylen)
 {
     const char *t = text_field(e, "tenant", 64, true, why, whylen);
     if (t && !eg_uuid_valid(t)) {
@@ -253,17 +212,15 @@ static const char *tenant_field(const voice_entry_t *e, char *why, size_t whylen
 
 static void ack(events_t *x, const char *id)
 {
-    const char *argv[] = {"XACK", x->b->cfg->voice_events_stream, BRIDGE_EVENTS_GROUP, id};
-    eg_reply_t *r = NULL;
-    eg_store_command(x->voice, 4, argv, NULL, &r);
-    eg_reply_free(r);
+    eg_stream_ack(x->events, &id, 1, NULL);
 }
 
-/* Copy the entry to the dead-letter stream with the reason (field names cut to DL_MAX_NAME
- * bytes, values to DL_MAX_VALUE), then acknowledge it. */
-static outcome_t deadletter(events_t *x, const voice_entry_t *e, const char *reason)
+/* Copy the entry to the dead-letter stream with the reason (its first VOICE_READ_FIELDS fields,
+ * names cut to DL_MAX_NAME bytes, values to DL_MAX_VALUE), then acknowledge it. */
+static outcome_t deadletter(events_t *x, const eg_stream_entry_t *e, const char *reason)
 {
-    size_t cap = 7 + 2 * (size_t)e->n, n = 0;
+    size_t nf = e->nfields < VOICE_READ_FIELDS ? e->nfields : VOICE_READ_FIELDS;
+    size_t cap = 7 + 2 * nf, n = 0;
     const char **argv = eg_xcalloc(cap, sizeof *argv);
     size_t *lens = eg_xcalloc(cap, sizeof *lens);
     argv[n++] = "XADD";
@@ -275,14 +232,15 @@ static outcome_t deadletter(events_t *x, const voice_entry_t *e, const char *rea
     argv[n++] = e->id ? e->id : "";
     for (size_t i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
-    for (int i = 0; i < e->n; i++) {
-        if ((e->name_lens[i] == 6 && memcmp(e->names[i], "reason", 6) == 0) ||
-            (e->name_lens[i] == 9 && memcmp(e->names[i], "source_id", 9) == 0))
+    for (size_t i = 0; i < nf; i++) {
+        const eg_stream_field_t *f = &e->fields[i];
+        if ((f->name_len == 6 && memcmp(f->name, "reason", 6) == 0) ||
+            (f->name_len == 9 && memcmp(f->name, "source_id", 9) == 0))
             continue;
-        argv[n] = e->names[i];
-        lens[n++] = e->name_lens[i] < DL_MAX_NAME ? e->name_lens[i] : DL_MAX_NAME;
-        argv[n] = e->values[i];
-        lens[n++] = e->lens[i] < DL_MAX_VALUE ? e->lens[i] : DL_MAX_VALUE;
+        argv[n] = f->name;
+        lens[n++] = f->name_len < DL_MAX_NAME ? f->name_len : DL_MAX_NAME;
+        argv[n] = f->value;
+        lens[n++] = f->value_len < DL_MAX_VALUE ? f->value_len : DL_MAX_VALUE;
     }
     eg_reply_t *r = NULL;
     eg_status_t st = eg_store_command(x->voice, (int)n, argv, lens, &r);
@@ -303,8 +261,9 @@ static outcome_t deadletter(events_t *x, const voice_entry_t *e, const char *rea
 
 /* Write an answer (route or callback.reply) guarded by key guard, then acknowledge the entry. An
  * answer that cannot be written for good (the stream is another type of key) dead-letters it. */
-static outcome_t answer(events_t *x, const voice_entry_t *e, const char *guard, const char *stream,
-                        const char *const *fields, size_t nfields, eg_counter_t *counter)
+static outcome_t answer(events_t *x, const eg_stream_entry_t *e, const char *guard,
+                        const char *stream, const char *const *fields, size_t nfields,
+                        eg_counter_t *counter)
 {
     bool written = false;
     eg_status_t st =
@@ -353,7 +312,7 @@ static bool transient(eg_status_t st)
 }
 
 /* A retryable failure: RETRY, or on the entry's last try the give-up (dead-letter). */
-static outcome_t failed(events_t *x, const voice_entry_t *e, outcome_t o, bool final,
+static outcome_t failed(events_t *x, const eg_stream_entry_t *e, outcome_t o, bool final,
                         const char *type)
 {
     if (o != RETRY || !final)
@@ -366,7 +325,7 @@ static outcome_t failed(events_t *x, const voice_entry_t *e, outcome_t o, bool f
 
 /* ---- call.progress ------------------------------------------------------------------------- */
 
-static outcome_t handle_progress(events_t *x, const voice_entry_t *e, bool final)
+static outcome_t handle_progress(events_t *x, const eg_stream_entry_t *e, bool final)
 {
     char why[256] = "";
     long attempt = 0;
@@ -438,7 +397,7 @@ static bool reply_stream_usable(const events_t *x, const char *s)
 
 /* Fill cr from the entry (strings borrowed from it, except *user_data: caller frees). false
  * with msg naming the field when a rule is broken. */
-static bool parse_request(const voice_entry_t *e, Eg__CreateRequest *cr, char **user_data,
+static bool parse_request(const eg_stream_entry_t *e, Eg__CreateRequest *cr, char **user_data,
                           char *msg, size_t msglen)
 {
     const char *tenant = tenant_field(e, msg, msglen);
@@ -452,7 +411,7 @@ static bool parse_request(const voice_entry_t *e, Eg__CreateRequest *cr, char **
         return false;
     }
     size_t len = 0;
-    const char *phone = voice_field(e, "phone", &len);
+    const char *phone = eg_stream_entry_field(e, "phone", &len);
     if (!phone || !eg_phone_valid_n(phone, len)) {
         snprintf(msg, msglen, "phone: %s",
                  phone && len ? "must be an E.164 number: '+' then 8 to 15 digits, e.g. "
@@ -463,7 +422,7 @@ static bool parse_request(const voice_entry_t *e, Eg__CreateRequest *cr, char **
     cr->tenant_id = (char *)tenant;
     cr->service = (char *)service;
     cr->phone = (char *)phone;
-    const char *when = voice_field(e, "desired_time", &len);
+    const char *when = eg_stream_entry_field(e, "desired_time", &len);
     if (when && len > 0) {
         if (eg_time_parse_iso(when, len, &cr->desired_time_ms) != EG_OK) {
             snprintf(msg, msglen,
@@ -473,7 +432,7 @@ static bool parse_request(const voice_entry_t *e, Eg__CreateRequest *cr, char **
         }
         cr->has_desired_time = true;
     }
-    const char *ud = voice_field(e, "user_data", &len);
+    const char *ud = eg_stream_entry_field(e, "user_data", &len);
     if (ud && len > 0) {
         if (len > USER_DATA_MAX) {
             snprintf(msg, msglen, "user_data: must be at most %d bytes (got %zu)", USER_DATA_MAX,
@@ -517,7 +476,7 @@ static int reply_code(eg_status_t st)
     }
 }
 
-static outcome_t handle_request(events_t *x, const voice_entry_t *e)
+static outcome_t handle_request(events_t *x, const eg_stream_entry_t *e)
 {
     char why[300] = "", msg[600] = "", code_s[8], guard[400], *user_data = NULL, *slots = NULL;
     const char *request_id = text_field(e, "request_id", 128, true, why, sizeof why);
@@ -605,8 +564,8 @@ static outcome_t handle_request(events_t *x, const voice_entry_t *e)
 
 /* Answer a call.inbound with a route command: to m's destination when it matched, else with an
  * empty destination and the reason. */
-static outcome_t route(events_t *x, const voice_entry_t *e, const char *tenant, const char *call_id,
-                       const Eg__CallInMatchReply *m, const char *reason)
+static outcome_t route(events_t *x, const eg_stream_entry_t *e, const char *tenant,
+                       const char *call_id, const Eg__CallInMatchReply *m, const char *reason)
 {
     bool matched = m && m->matched && m->request;
     const char *fields[16];
@@ -632,7 +591,7 @@ static outcome_t route(events_t *x, const voice_entry_t *e, const char *tenant, 
     return o;
 }
 
-static outcome_t handle_inbound(events_t *x, const voice_entry_t *e, bool final)
+static outcome_t handle_inbound(events_t *x, const eg_stream_entry_t *e, bool final)
 {
     char why[300] = "";
     const char *tenant = tenant_field(e, why, sizeof why);
@@ -679,7 +638,7 @@ static outcome_t handle_inbound(events_t *x, const voice_entry_t *e, bool final)
 
 /* ---- queue.stats -------------------------------------------------------------------------- */
 
-static outcome_t handle_stats(events_t *x, const voice_entry_t *e, bool final)
+static outcome_t handle_stats(events_t *x, const eg_stream_entry_t *e, bool final)
 {
     char why[300] = "";
     long in = 0, ready = 0, waiting = 0, aht = 0;
@@ -691,7 +650,7 @@ static outcome_t handle_stats(events_t *x, const voice_entry_t *e, bool final)
               int_field(e, "calls_waiting", 0, COUNT_MAX, &waiting, why, sizeof why) &&
               int_field(e, "avg_handle_time_s", 0, COUNT_MAX, &aht, why, sizeof why);
     Eg__QueueStatsRequest req = EG__QUEUE_STATS_REQUEST__INIT;
-    const char *at = ok ? voice_field(e, "at", &len) : NULL;
+    const char *at = ok ? eg_stream_entry_field(e, "at", &len) : NULL;
     if (ok && (!at || eg_time_parse_iso(at, len, &req.at_ms) != EG_OK)) {
         snprintf(why, sizeof why, "at: %s",
                  at && len ? "must be an ISO-8601 time with an offset" : "missing");
@@ -745,18 +704,18 @@ static retry_slot_t *slot_of(events_t *x, const char *id, bool create)
     return oldest;
 }
 
-static outcome_t handle_entry(events_t *x, const eg_reply_t *raw)
+static outcome_t handle_entry(events_t *x, const eg_stream_entry_t *e)
 {
-    voice_entry_t *e = &x->entry;
     char why[400] = "";
     eg_counter_inc(x->b->events);
     x->last_error[0] = '\0';
-    eg_status_t pst = voice_entry_parse(raw, e);
-    if (pst == EG_ENOTFOUND) {
-        ack(x, e->id);
+    if (e->status == EG_ENOTFOUND) {
+        /* Pending, but deleted from the stream meanwhile: nothing to do but acknowledge it. */
+        if (e->id)
+            ack(x, e->id);
         return DONE;
     }
-    if (pst != EG_OK) {
+    if (e->status != EG_OK) {
         if (e->id)
             return deadletter(x, e, "entry: not a list of field/value strings");
         /* No usable id: nothing can be copied or acknowledged by id. */
@@ -770,7 +729,7 @@ static outcome_t handle_entry(events_t *x, const eg_reply_t *raw)
     bool final =
         slot && slot->tries + 1 >= RETRY_TRIES && eg_mono_ms() - slot->first_ms >= RETRY_WINDOW_MS;
     size_t tlen = 0;
-    const char *type = voice_field(e, "type", &tlen);
+    const char *type = eg_stream_entry_field(e, "type", &tlen);
     outcome_t o;
     if (strcmp(type, "call.progress") == 0 && tlen == 13) {
         o = handle_progress(x, e, final);
@@ -809,83 +768,67 @@ static outcome_t handle_entry(events_t *x, const eg_reply_t *raw)
 
 /* ---- the loop -------------------------------------------------------------------------------- */
 
-/* Handle a list of entries in order; stops at the first that is not DONE. Returns true when
+/* Handle a batch of entries in order; stops at the first that is not DONE. Returns true when
  * every one was handled. */
-static bool handle_list(events_t *x, const eg_reply_t *entries)
+static bool handle_list(events_t *x, const eg_stream_batch_t *b)
 {
-    for (size_t i = 0; i < entries->elements; i++)
-        if (handle_entry(x, entries->element[i]) != DONE)
+    for (size_t i = 0; i < b->n; i++)
+        if (handle_entry(x, &b->entries[i]) != DONE)
             return false;
     return true;
 }
 
-/* Read a batch: from our pending entries (pending = true, id 0) or new ones (>). Returns the
- * number of entries read, -1 on error; *paused when one was left pending. */
-static int read_batch(events_t *x, bool pending, bool *paused)
+/* Read a batch: our pending entries first, then new ones (lib/stream.c keeps track). Returns
+ * the number of entries read, -1 on error; *paused when one was left pending (the next read
+ * starts from our pending entries again). */
+static int read_batch(events_t *x, bool *paused)
 {
-    const char *argv[] = {"XREADGROUP",
-                          "GROUP",
-                          BRIDGE_EVENTS_GROUP,
-                          x->b->consumer,
-                          "COUNT",
-                          BRIDGE_BATCH,
-                          "BLOCK",
-                          BRIDGE_BLOCK_MS,
-                          "STREAMS",
-                          x->b->cfg->voice_events_stream,
-                          pending ? "0" : ">"};
-    eg_reply_t *r = NULL;
+    eg_stream_batch_t b = {0};
     *paused = false;
-    eg_status_t st = eg_store_command(x->voice, 11, argv, NULL, &r);
+    eg_status_t st = eg_stream_read(x->events, BRIDGE_BLOCK_MS, &b);
     if (st != EG_OK) {
-        eg_reply_free(r);
+        eg_log_debug("voice events: %s", eg_stream_error(x->events));
         return -1;
     }
-    int n = 0;
-    if (r->type == EG_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == EG_REPLY_ARRAY &&
-        r->element[0]->elements == 2 && r->element[0]->element[1]->type == EG_REPLY_ARRAY) {
-        const eg_reply_t *entries = r->element[0]->element[1];
-        n = (int)entries->elements;
-        *paused = !handle_list(x, entries);
-    }
-    eg_reply_free(r);
+    int n = (int)b.n;
+    *paused = !handle_list(x, &b);
+    if (*paused)
+        eg_stream_rewind(x->events);
+    eg_stream_batch_clear(&b);
     return n;
 }
 
-/* Take over entries other bridges left pending too long, and handle them. Returns false when one
- * was left pending (it is ours now: the next read of our pending entries finds it). */
-static bool claim_stranded(events_t *x)
+/* Take over entries other bridges left pending too long, and handle them. When one is left
+ * pending (it is ours now), the next read starts from our pending entries again. */
+static void claim_stranded(events_t *x)
 {
-    const char *argv[] = {"XAUTOCLAIM",
-                          x->b->cfg->voice_events_stream,
-                          BRIDGE_EVENTS_GROUP,
-                          x->b->consumer,
-                          BRIDGE_CLAIM_IDLE_MS,
-                          "0",
-                          "COUNT",
-                          "100"};
-    eg_reply_t *r = NULL;
-    bool all = true;
-    if (eg_store_command(x->voice, 8, argv, NULL, &r) == EG_OK && r->type == EG_REPLY_ARRAY &&
-        r->elements >= 2 && r->element[1]->type == EG_REPLY_ARRAY && r->element[1]->elements > 0) {
-        eg_log_info("claimed %zu voice entries left pending by another bridge",
-                    r->element[1]->elements);
-        all = handle_list(x, r->element[1]);
+    eg_stream_batch_t b = {0};
+    if (eg_stream_claim(x->events, BRIDGE_CLAIM_IDLE_MS, &b) == EG_OK && b.n > 0) {
+        eg_log_info("claimed %zu voice entries left pending by another bridge", b.n);
+        if (!handle_list(x, &b))
+            eg_stream_rewind(x->events);
     }
-    eg_reply_free(r);
-    return all;
+    eg_stream_batch_clear(&b);
 }
 
-static eg_status_t ensure_group(events_t *x)
+/* Connect to the voice Redis and make sure the group exists. */
+static bool connect_voice(events_t *x)
 {
-    const char *argv[] = {"XGROUP", "CREATE",  x->b->cfg->voice_events_stream, BRIDGE_EVENTS_GROUP,
-                          "0",      "MKSTREAM"};
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_command(x->voice, 6, argv, NULL, &r);
-    if (st == EG_EPROTO && r && r->str && strncmp(r->str, "BUSYGROUP", 9) == 0)
-        st = EG_OK;
-    eg_reply_free(r);
-    return st;
+    eg_stream_opts_t o = {.stream = x->b->cfg->voice_events_stream,
+                          .group = BRIDGE_EVENTS_GROUP,
+                          .consumer = x->b->consumer,
+                          .start_id = "0",
+                          .read_count = BRIDGE_BATCH,
+                          .claim_count = 100};
+    if (eg_store_open(&x->voice, x->b->cfg->voice_redis_url, 5000) == EG_OK &&
+        eg_stream_open(&x->events, x->voice, &o) == EG_OK &&
+        eg_stream_create_group(x->events) == EG_OK && commands_init(&x->cmds, x->voice) == EG_OK)
+        return true;
+    eg_stream_close(x->events);
+    x->events = NULL;
+    eg_store_close(x->voice);
+    x->voice = NULL;
+    return false;
 }
 
 /* Sleep ms, waking every 100 ms to notice a stop. */
@@ -903,35 +846,27 @@ void *voice_events_run(void *arg)
 {
     events_t *x = eg_xcalloc(1, sizeof *x);
     x->b = arg;
-    bool pending = true; /* after (re)connecting, first our own unacknowledged entries */
     int64_t next_claim = 0;
     while (!x->b->stopping) {
         if (!x->voice) {
-            if (eg_store_open(&x->voice, x->b->cfg->voice_redis_url, 5000) != EG_OK ||
-                ensure_group(x) != EG_OK || commands_init(&x->cmds, x->voice) != EG_OK) {
-                eg_store_close(x->voice);
-                x->voice = NULL;
+            if (!connect_voice(x)) {
                 pause_for(x->b, 500);
                 continue;
             }
             x->b->events_ready = 1;
-            pending = true;
         }
         bool paused = false;
-        int n = read_batch(x, pending, &paused);
+        int n = read_batch(x, &paused);
         if (n < 0 || paused) {
-            pending = true; /* re-read what stayed pending, after a pause */
-            pause_for(x->b, n < 0 ? 300 : x->pause_ms);
+            pause_for(x->b, n < 0 ? 300 : x->pause_ms); /* then re-read what stayed pending */
             continue;
         }
-        if (pending && n == 0)
-            pending = false;
         if (eg_mono_ms() >= next_claim) {
-            if (!claim_stranded(x))
-                pending = true;
+            claim_stranded(x);
             next_claim = eg_mono_ms() + BRIDGE_CLAIM_EVERY_MS;
         }
     }
+    eg_stream_close(x->events);
     eg_store_close(x->voice);
     free(x);
     return NULL;

@@ -270,7 +270,8 @@ eg_status_t cb_store_create(eg_store_t *store, const cb_scripts_t *scripts, cons
         [CREATE_ARG_SERVICE] = cb->service,
     };
     size_t lens[CREATE_ARGC];
-    store_script_lens(argv, lens, CREATE_ARGC, "create.lua");
+    static const int bytes_c[] = {CREATE_ARG_BLOB, CREATE_ARG_EVENT};
+    store_script_lens(argv, lens, CREATE_ARGC, "create.lua", bytes_c, 2);
     lens[CREATE_ARG_BLOB] = blob_len;
     lens[CREATE_ARG_EVENT] = ev_len;
     eg_reply_t *r = NULL;
@@ -412,7 +413,8 @@ eg_status_t cb_store_transition(eg_store_t *store, const cb_scripts_t *scripts, 
         [TRANSITION_ARG_NOW_MS] = now,
     };
     size_t lens[TRANSITION_ARGC];
-    store_script_lens(argv, lens, TRANSITION_ARGC, "transition.lua");
+    static const int bytes_t[] = {TRANSITION_ARG_OLD, TRANSITION_ARG_BLOB, TRANSITION_ARG_EVENT};
+    store_script_lens(argv, lens, TRANSITION_ARGC, "transition.lua", bytes_t, 3);
     lens[TRANSITION_ARG_OLD] = old_len;
     lens[TRANSITION_ARG_BLOB] = blob_len;
     lens[TRANSITION_ARG_EVENT] = ev_len;
@@ -505,7 +507,8 @@ eg_status_t cb_store_reschedule(eg_store_t *store, const cb_scripts_t *scripts, 
         [RESCHEDULE_ARG_EVENT] = (const char *)evb,
     };
     size_t lens[RESCHEDULE_ARGC];
-    store_script_lens(argv, lens, RESCHEDULE_ARGC, "reschedule.lua");
+    static const int bytes_r[] = {RESCHEDULE_ARG_OLD, RESCHEDULE_ARG_BLOB, RESCHEDULE_ARG_EVENT};
+    store_script_lens(argv, lens, RESCHEDULE_ARGC, "reschedule.lua", bytes_r, 3);
     lens[RESCHEDULE_ARG_OLD] = old_len;
     lens[RESCHEDULE_ARG_BLOB] = blob_len;
     lens[RESCHEDULE_ARG_EVENT] = ev_len;

@@ -147,7 +147,7 @@ eg_status_t callin_store_allocate(eg_store_t *store, int script, const char *ten
         argv[a++] = codes[i];
     for (size_t i = 0; i < cfg->n_numbers; i++)
         argv[a++] = cfg->numbers[i];
-    store_script_lens(argv, lens, argc, "callin_allocate.lua");
+    store_script_lens(argv, lens, argc, "callin_allocate.lua", NULL, 0);
 
     eg_reply_t *r = NULL;
     eg_status_t st = eg_store_eval(store, script, (int)nkeys, (int)argc, argv, lens, &r);
@@ -238,7 +238,7 @@ static eg_status_t match_once(eg_store_t *store, int script, const char *tenant,
         [CALLIN_MATCH_ARG_ID_NUMBER] = ids[1],
     };
     size_t lens[CALLIN_MATCH_ARGC];
-    store_script_lens(argv, lens, CALLIN_MATCH_ARGC, "callin_match.lua");
+    store_script_lens(argv, lens, CALLIN_MATCH_ARGC, "callin_match.lua", NULL, 0);
     st = eg_store_eval(store, script, CALLIN_MATCH_NKEYS, CALLIN_MATCH_ARGC, argv, lens, &r);
     if (st != EG_OK) {
         if (r && r->type == EG_REPLY_ERROR)

@@ -40,7 +40,7 @@ eg_status_t qstats_store(eg_store_t *store, const char *tenant, const char *vq, 
         [QUEUE_STATS_PUT_ARG_TTL_MS] = ttl,
     };
     size_t lens[QUEUE_STATS_PUT_ARGC];
-    store_script_lens(argv, lens, QUEUE_STATS_PUT_ARGC, "queue_stats_put.lua");
+    store_script_lens(argv, lens, QUEUE_STATS_PUT_ARGC, "queue_stats_put.lua", NULL, 0);
     eg_reply_t *r = NULL;
     st = eg_store_eval(store, script, QUEUE_STATS_PUT_NKEYS, QUEUE_STATS_PUT_ARGC, argv, lens, &r);
     if (st == EG_OK && r->type != EG_REPLY_INTEGER)

@@ -17,6 +17,8 @@
  *                                                      an SREM); not after a hinted tenant's
  *                                                      last batch: a new write hints again
  *
+ * (lib/stream.c builds the XRANGE and XDEL commands and parses the entries; the pipeline is ours.)
+ *
  * Leaving the pending set: a writer XADDs to the outbox before it SADDs the tenant. Our SREM
  * precedes our XRANGE on one connection, so when that XRANGE finds the outbox empty every
  * writer's XADD came after it, and its SADD after our SREM: the tenant is back in the set. When
@@ -55,13 +57,13 @@
 #include "engage.pb-c.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/stream.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
 #include "store_keys.h"
 
 #define RELAY_POLL_MS 2000
 #define RELAY_BATCH 256
-#define RELAY_BATCH_STR "256"
 #define RELAY_ROUNDS 16
 #define RELAY_MIN_INTERVAL_MS 5
 #define RELAY_BACKOFF_MIN_MS 50
@@ -82,9 +84,10 @@ struct relay {
 
 /* One outbox entry of the batch in hand. */
 typedef struct {
-    const char *id;         /* stream entry id, borrowed from the XRANGE reply */
-    const eg_reply_t *data; /* the packed Event, borrowed likewise */
-    Eg__Event *ev;          /* NULL: no data or undecodable, dropped (XDELed unpublished) */
+    const char *id;   /* stream entry id, borrowed from the batch read with XRANGE */
+    const char *data; /* the packed Event, borrowed likewise */
+    size_t data_len;
+    Eg__Event *ev; /* NULL: no data or undecodable, dropped (XDELed unpublished) */
     size_t first_slot, nslots;
 } entry_t;
 
@@ -99,25 +102,19 @@ static void names_clear(wake_names_t *set)
     set->all = false;
 }
 
-/* Decode one XRANGE entry ([id, [field, value, ...]]; e = event id, d = packed Event). Returns
- * false when the reply has not that shape (then the batch stops before it). */
-static bool decode_entry(const char *tenant, const eg_reply_t *entry, entry_t *e)
+/* Decode one outbox entry (field d = the packed Event). Returns false when the entry could not
+ * be read as one (then the batch stops before it). */
+static bool decode_entry(const char *tenant, const eg_stream_entry_t *entry, entry_t *e)
 {
-    if (entry->type != EG_REPLY_ARRAY || entry->elements < 2 ||
-        entry->element[0]->type != EG_REPLY_STRING || entry->element[1]->type != EG_REPLY_ARRAY)
+    if (entry->status != EG_OK)
         return false;
-    e->id = entry->element[0]->str;
-    const eg_reply_t *fields = entry->element[1], *data = NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == EG_REPLY_STRING &&
-            strcmp(fields->element[i]->str, "d") == 0)
-            data = fields->element[i + 1];
-    if (!data || data->type != EG_REPLY_STRING) {
+    e->id = entry->id;
+    e->data = eg_stream_entry_field(entry, "d", &e->data_len);
+    if (!e->data) {
         eg_log_error("outbox of tenant %s holds entry %s without data; dropping it", tenant, e->id);
         return true;
     }
-    e->data = data;
-    e->ev = eg__event__unpack(NULL, data->len, (const uint8_t *)data->str);
+    e->ev = eg__event__unpack(NULL, e->data_len, (const uint8_t *)e->data);
     if (e->ev && (!e->ev->callback || !e->ev->callback->id || !e->ev->event_id)) {
         eg__event__free_unpacked(e->ev, NULL);
         e->ev = NULL;
@@ -138,8 +135,8 @@ static eg_status_t send_entry(relay_t *r, const char *tenant, entry_t *e, size_t
     e->first_slot = *slot;
     e->nslots = 1;
     (*slot)++;
-    eg_status_t st = eg_bus_js_batch_add(r->batch, subject, e->data->str, e->data->len,
-                                         ev->event_id, ev->corr_id);
+    eg_status_t st =
+        eg_bus_js_batch_add(r->batch, subject, e->data, e->data_len, ev->event_id, ev->corr_id);
     if (st != EG_OK || !(ev->dispatch || ev->cancel_voice))
         return st;
 
@@ -170,12 +167,13 @@ static bool callback_in(const entry_t *e, size_t from, size_t to, const char *id
     return false;
 }
 
-/* Publish a batch (an XRANGE reply) in waves of at most one event per callback, each wave
+/* Publish a batch (read with XRANGE) in waves of at most one event per callback, each wave
  * acknowledged before the next starts. acked[i] tells which entries JetStream stored (or which
  * were dropped as undecodable). Returns the first failure; the waves stop there. */
-static eg_status_t publish_batch(relay_t *r, const char *tenant, const eg_reply_t *rep, bool *acked)
+static eg_status_t publish_batch(relay_t *r, const char *tenant, const eg_stream_batch_t *rep,
+                                 bool *acked)
 {
-    size_t n = rep->elements;
+    size_t n = rep->n;
     entry_t *e = eg_xcalloc(n, sizeof *e);
     bool *slot_ok = eg_xcalloc(2 * n, sizeof *slot_ok);
     eg_status_t st = EG_OK;
@@ -183,7 +181,7 @@ static eg_status_t publish_batch(relay_t *r, const char *tenant, const eg_reply_
     while (i < n && st == EG_OK) {
         size_t start = i, slots = 0;
         for (; i < n && st == EG_OK; i++) {
-            if (!e[i].id && !decode_entry(tenant, rep->element[i], &e[i])) {
+            if (!e[i].id && !decode_entry(tenant, &rep->entries[i], &e[i])) {
                 eg_log_error("outbox of tenant %s: unexpected XRANGE reply", tenant);
                 st = EG_EPROTO;
                 break;
@@ -221,12 +219,11 @@ typedef struct {
     size_t ndel;
 } step_t;
 
-static eg_status_t run_step(relay_t *r, const step_t *p, eg_reply_t **next)
+static eg_status_t run_step(relay_t *r, const step_t *p, eg_stream_batch_t *next)
 {
     const char *sadd[] = {"SADD", STORE_KEY_OUTBOX_PENDING, p->tenant};
     const char *srem[] = {"SREM", STORE_KEY_OUTBOX_PENDING, p->tenant};
-    const char *range[] = {"XRANGE", p->k_out, "-", "+", "COUNT", RELAY_BATCH_STR};
-    const char **xdel = NULL;
+    eg_stream_cmd_t range = {0}, xdel = {0};
     const char *const *cmds[4];
     int argcs[4];
     size_t n = 0, read_at = 4;
@@ -240,17 +237,15 @@ static eg_status_t run_step(relay_t *r, const step_t *p, eg_reply_t **next)
         argcs[n++] = 3;
     }
     if (p->ndel) {
-        xdel = eg_xcalloc(p->ndel + 2, sizeof *xdel);
-        xdel[0] = "XDEL";
-        xdel[1] = p->k_out;
-        memcpy(xdel + 2, p->del, p->ndel * sizeof *xdel);
-        cmds[n] = xdel;
-        argcs[n++] = (int)p->ndel + 2;
+        eg_stream_cmd_del(p->k_out, p->del, p->ndel, &xdel);
+        cmds[n] = xdel.argv;
+        argcs[n++] = xdel.argc;
     }
     if (p->read) {
         read_at = n;
-        cmds[n] = range;
-        argcs[n++] = 6;
+        eg_stream_cmd_range(p->k_out, RELAY_BATCH, &range);
+        cmds[n] = range.argv;
+        argcs[n++] = range.argc;
     }
     eg_status_t st = eg_store_pipeline(r->store, n, argcs, cmds, replies);
     for (size_t i = 0; i < n && st == EG_OK; i++) {
@@ -259,15 +254,14 @@ static eg_status_t run_step(relay_t *r, const step_t *p, eg_reply_t **next)
             st = EG_EPROTO;
         }
     }
-    if (st == EG_OK && p->read && replies[read_at]->type != EG_REPLY_ARRAY)
-        st = EG_EPROTO;
     if (st == EG_OK && p->read) {
-        *next = replies[read_at];
+        st = eg_stream_parse_range(replies[read_at], next); /* takes the reply */
         replies[read_at] = NULL;
     }
     for (size_t i = 0; i < n; i++)
         eg_reply_free(replies[i]);
-    free(xdel);
+    eg_stream_cmd_free(&xdel);
+    eg_stream_cmd_free(&range);
     return st;
 }
 
@@ -279,31 +273,30 @@ static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_stat
 {
     char *k_out = store_key(STORE_OUTBOX, tenant, NULL);
     step_t step = {.tenant = tenant, .k_out = k_out, .read = true};
-    eg_reply_t *rep = NULL;
+    eg_stream_batch_t rep = {0};
     bool checked = false; /* rep was read right after our SREM */
     bool removed = false; /* our SREM took the tenant out of the set, and entries were left */
     drain_t result = DRAIN_DONE;
     eg_status_t st = run_step(r, &step, &rep);
     for (int round = 0; st == EG_OK; round++) {
-        if (rep->elements == 0) {
+        if (rep.n == 0) {
             if (checked || !listed)
                 break;
             /* Listed but empty: leave the pending set, and look once more after the SREM. */
-            eg_reply_free(rep);
-            rep = NULL;
+            eg_stream_batch_clear(&rep);
             step = (step_t){.tenant = tenant, .k_out = k_out, .srem = true, .read = true};
             st = run_step(r, &step, &rep);
             checked = true;
-            removed = st == EG_OK && rep->elements > 0;
+            removed = st == EG_OK && rep.n > 0;
             continue;
         }
-        size_t n = rep->elements, ndel = 0;
+        size_t n = rep.n, ndel = 0;
         bool *acked = eg_xcalloc(n, sizeof *acked);
         const char **del = eg_xcalloc(n, sizeof *del);
-        eg_status_t pst = publish_batch(r, tenant, rep, acked);
+        eg_status_t pst = publish_batch(r, tenant, &rep, acked);
         for (size_t i = 0; i < n; i++)
             if (acked[i])
-                del[ndel++] = rep->element[i]->element[0]->str;
+                del[ndel++] = rep.entries[i].id;
         bool go_on = pst == EG_OK && round + 1 < RELAY_ROUNDS;
         /* A short batch and no newer hint for the tenant: probably the last one. A listed tenant
          * leaves the pending set in this round trip, its read being the re-check; a hinted one
@@ -317,14 +310,14 @@ static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_stat
                         .read = go_on && !(last && !listed),
                         .del = del,
                         .ndel = ndel};
-        eg_reply_t *next = NULL;
+        eg_stream_batch_t next = {0};
         st = run_step(r, &step, &next);
         if (st == EG_OK)
             eg_counter_add(r->s->relayed, ndel);
         free(del);
         free(acked);
-        eg_reply_free(rep);
-        rep = next;
+        eg_stream_batch_clear(&rep);
+        rep = next; /* the batch's arrays move with it */
         if (st == EG_OK)
             st = pst;
         if (st != EG_OK)
@@ -336,9 +329,9 @@ static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_stat
         if (!step.read)
             break; /* a hinted tenant's last batch: done */
         checked = step.srem;
-        removed = step.srem && rep->elements > 0;
+        removed = step.srem && rep.n > 0;
     }
-    eg_reply_free(rep);
+    eg_stream_batch_clear(&rep);
     free(k_out);
     if (st != EG_OK) {
         *why = st;

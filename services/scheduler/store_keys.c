@@ -5,6 +5,7 @@
 #include "store_keys.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,12 +83,17 @@ char *store_key(store_family_t f, const char *tenant, const char *rest)
     return build(tenant, f, rest, NULL);
 }
 
-void store_script_lens(const char *const *argv, size_t *lens, size_t n, const char *script)
+void store_script_lens(const char *const *argv, size_t *lens, size_t n, const char *script,
+                       const int *binary, size_t nbinary)
 {
     for (size_t i = 0; i < n; i++) {
         if (!argv[i])
             WRONG("%s: argument %zu is not set (C and the script's header disagree)", script, i);
-        lens[i] = strlen(argv[i]);
+        bool bytes = false;
+        for (size_t b = 0; b < nbinary && !bytes; b++)
+            bytes = binary[b] >= 0 && (size_t)binary[b] == i;
+        if (!bytes)
+            lens[i] = strlen(argv[i]);
     }
 }
 

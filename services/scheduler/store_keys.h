@@ -99,10 +99,11 @@ size_t store_keys_prefix_len(const store_keys_t *ks, store_family_t f);
 /** One key of family f for tenant and rest (as store_keys_add), malloc'd: the caller frees it. */
 char *store_key(store_family_t f, const char *tenant, const char *rest);
 
-/** Fill lens[i] = strlen(argv[i]) for a script's n arguments (binary ones are set after).
- *  An argument left NULL means the C side and the script's header disagree: that is logged
- *  with the script's name and aborts. */
-void store_script_lens(const char *const *argv, size_t *lens, size_t n, const char *script);
+/** Fill lens[i] = strlen(argv[i]) for a script's n arguments, except the nbinary indices in
+ *  binary (bytes, not text: the caller sets their lengths). An argument left NULL means the C
+ *  side and the script's header disagree: that is logged with the script's name and aborts. */
+void store_script_lens(const char *const *argv, size_t *lens, size_t n, const char *script,
+                       const int *binary, size_t nbinary);
 
 /** Free every key of the set. Accepts a set with no keys. */
 void store_keys_free(store_keys_t *ks);

@@ -8,43 +8,31 @@
 
 #include "engage/mem.h"
 
-/* The value of field name in an entry's field array (borrowed), or NULL. */
-static const char *field(const eg_reply_t *fields, const char *name)
-{
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const eg_reply_t *k = fields->element[i];
-        const eg_reply_t *v = fields->element[i + 1];
-        if (k->type == EG_REPLY_STRING && v->type == EG_REPLY_STRING && strcmp(k->str, name) == 0) {
-            return v->str;
-        }
-    }
-    return NULL;
-}
-
 static bool present(const char *v)
 {
     return v != NULL && v[0] != '\0';
 }
 
-bool command_parse(const eg_reply_t *e, command_t *c)
+bool command_parse(const eg_stream_entry_t *e, command_t *c)
 {
     memset(c, 0, sizeof(*c));
-    if (e->type != EG_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != EG_REPLY_STRING) {
+    if (e->id == NULL) {
         return false;
     }
-    c->id = e->element[0]->str;
-    const eg_reply_t *f = e->element[1];
-    if (f->type != EG_REPLY_ARRAY) {
+    c->id = e->id;
+    if (e->status == EG_ENOTFOUND) {
         /* A pending entry that was deleted from the stream meanwhile: only acknowledge it. */
         c->kind = CMD_NONE;
         return true;
     }
-    c->type = field(f, "type");
-    c->tenant = field(f, "tenant");
-    c->callback_id = field(f, "callback_id");
-    c->attempt = field(f, "attempt");
-    c->phone = field(f, "phone");
-    c->virtual_queue = field(f, "virtual_queue");
+    /* A malformed entry has no fields: it is acknowledged as a command of unknown type. The
+     * values are NUL-terminated at their length (lib/stream.h), so they read as C strings. */
+    c->type = eg_stream_entry_field(e, "type", NULL);
+    c->tenant = eg_stream_entry_field(e, "tenant", NULL);
+    c->callback_id = eg_stream_entry_field(e, "callback_id", NULL);
+    c->attempt = eg_stream_entry_field(e, "attempt", NULL);
+    c->phone = eg_stream_entry_field(e, "phone", NULL);
+    c->virtual_queue = eg_stream_entry_field(e, "virtual_queue", NULL);
     if (c->type != NULL && strcmp(c->type, "dial") == 0) {
         c->kind = present(c->tenant) && present(c->callback_id) && present(c->attempt)
                       ? CMD_DIAL

@@ -28,9 +28,9 @@
  * Threading model: the main thread runs the service frame (eg_service_start: logs, /healthz,
  * /readyz, /metrics on ENGAGE_HTTP_PORT) and then waits for SIGTERM/SIGINT in eg_service_wait.
  * One loop thread (sim.c) owns the only long-lived Redis connection and the in-memory timer heap
- * of calls in progress; nothing else touches them. It wakes at least every ~100 ms (XREADGROUP
- * BLOCK 50, which Redis rounds up to its 100 ms clock), so after a signal the main thread sets
- * its stop flag, joins it and exits 0 well within 5 s. The /readyz
+ * of calls in progress; nothing else touches them. It wakes at least every ~100 ms (a read of the
+ * group blocking 50 ms, which Redis rounds up to its 100 ms clock), so after a signal the main
+ * thread sets its stop flag, joins it and exits 0 well within 5 s. The /readyz
  * check runs on HTTP threads and opens its own short-lived connection. Metrics are atomics. */
 #include <pthread.h>
 #include <stdio.h>
@@ -79,7 +79,7 @@ int main(void)
     }
     /* The consumer name must survive a restart, so that the pending entries read by the
      * previous run are found again (with id 0): not the default instance id, which has the pid.
-     * Entries stranded on a consumer that never comes back are taken over by XAUTOCLAIM. */
+     * Entries stranded on a consumer that never comes back are claimed by another one. */
     const char *name =
         eg_config_str("ENGAGE_VOICE_SIM_CONSUMER", eg_config_str("ENGAGE_INSTANCE_ID", NULL));
     if (name != NULL) {

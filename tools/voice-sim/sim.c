@@ -1,9 +1,10 @@
 /* The voice-sim loop (see main.c for the outcome table and the threading model).
  *
  * One iteration: report every progress step that is due (one pipelined XADD per step), now and
- * then take over commands stranded on a dead consumer (XAUTOCLAIM), then read commands: with
- * XREADGROUP ... BLOCK 50 when no call is in progress, otherwise without BLOCK followed by a sleep
- * until the next step is due (at most 10 ms; see read_commands for why).
+ * then take over commands stranded on a dead consumer, then read commands through the consumer
+ * group (lib/stream.c): blocking up to 50 ms when no call is in progress, otherwise without
+ * blocking, followed by a sleep until the next step is due (at most 10 ms; see read_commands for
+ * why).
  *
  * Commands of one read are handled as a batch: one pipeline counts every dial and cancel
  * (HINCRBY voicesim:dials / voicesim:cancels) and acknowledges every entry (XACK), and only when
@@ -36,27 +37,26 @@
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/store.h"
+#include "engage/stream.h"
 #include "engage/timeutil.h"
 
-#define READ_COUNT "100"
-#define IDLE_BLOCK_MS "50"
+#define READ_COUNT 100
+#define IDLE_BLOCK_MS 50
 #define POLL_MS 10
 #define RETRY_MS 100
 #define EMIT_BATCH 128
 #define CLAIM_EVERY_MS 5000
-#define CLAIM_MIN_IDLE_MS "30000"
+#define CLAIM_MIN_IDLE_MS 30000
 #define STORE_TIMEOUT_MS 1000
 
 struct sim {
     sim_opts_t o;
     atomic_bool stop;
     eg_store_t *store;
+    eg_stream_t *commands; /* our consumer of the commands stream, over store */
     bool group_ready;
-    bool read_pending; /* read our own pending entries (id 0) before new ones */
-    bool redis_down;   /* last Redis call failed; logged once until it answers again */
-    bool claim_supported;
+    bool redis_down; /* last Redis call failed; logged once until it answers again */
     int64_t next_claim_ms;
-    char claim_cursor[64];
     calls_t calls;
     agents_t *agents;
     eg_counter_t *dials;
@@ -74,10 +74,7 @@ sim_t *sim_new(const sim_opts_t *opts)
     sim_t *s = eg_xcalloc(1, sizeof(*s));
     s->o = *opts;
     atomic_init(&s->stop, false);
-    s->read_pending = true;
     s->agents = agents_new();
-    s->claim_supported = true;
-    snprintf(s->claim_cursor, sizeof(s->claim_cursor), "0-0");
 
     eg_metrics_t *m = opts->metrics;
     s->dials = eg_metrics_counter(m, "voicesim_dials_total", "Dial commands received", NULL);
@@ -113,6 +110,7 @@ void sim_free(sim_t *s)
     }
     calls_free(&s->calls);
     agents_free(s->agents);
+    eg_stream_close(s->commands);
     eg_store_close(s->store);
     free(s->progress);
     free(s);
@@ -150,18 +148,27 @@ static void redis_answered(sim_t *s)
     }
 }
 
-static bool reply_is_error(const eg_reply_t *r, const char *prefix)
-{
-    return r != NULL && r->type == EG_REPLY_ERROR && r->str != NULL &&
-           strncmp(r->str, prefix, strlen(prefix)) == 0;
-}
-
 static bool connect_store(sim_t *s)
 {
+    /* The group starts at "$": commands written before voice-sim first ran are not played. */
+    eg_stream_opts_t o = {.stream = s->o.commands_stream,
+                          .group = s->o.group,
+                          .consumer = s->o.consumer,
+                          .start_id = "$",
+                          .read_count = READ_COUNT,
+                          .claim_count = READ_COUNT};
     eg_status_t st = eg_store_open(&s->store, s->o.redis_url, STORE_TIMEOUT_MS);
     if (st != EG_OK) {
         s->store = NULL;
         redis_failed(s, "connect", st);
+        return false;
+    }
+    st = eg_stream_open(&s->commands, s->store, &o);
+    if (st != EG_OK) {
+        eg_log_error("cannot read %s: %s", s->o.commands_stream, eg_status_str(st));
+        eg_store_close(s->store);
+        s->store = NULL;
+        sleep_ms(RETRY_MS);
         return false;
     }
     redis_answered(s);
@@ -170,28 +177,22 @@ static bool connect_store(sim_t *s)
 
 static bool create_group(sim_t *s)
 {
-    const char *argv[] = {"XGROUP", "CREATE", s->o.commands_stream, s->o.group, "$", "MKSTREAM"};
-    eg_reply_t *r = NULL;
-    eg_status_t st = eg_store_command(s->store, 6, argv, NULL, &r);
-    bool ok = st == EG_OK || reply_is_error(r, "BUSYGROUP");
+    eg_status_t st = eg_stream_create_group(s->commands);
 
-    if (ok) {
+    if (st == EG_OK) {
         redis_answered(s);
         s->group_ready = true;
-        s->read_pending = true;
         eg_log_info("reading %s as consumer %s of group %s", s->o.commands_stream, s->o.consumer,
                     s->o.group);
     } else if (st == EG_EPROTO) {
         /* Not transient in principle (e.g. the key holds another type), but an operator can
          * fix it while we wait, so it is retried like an outage. */
-        eg_log_error("XGROUP CREATE %s %s refused: %s", s->o.commands_stream, s->o.group,
-                     r && r->str ? r->str : "?");
+        eg_log_error("creating group %s refused: %s", s->o.group, eg_stream_error(s->commands));
         sleep_ms(RETRY_MS);
     } else {
-        redis_failed(s, "XGROUP CREATE", st);
+        redis_failed(s, "creating the consumer group", st);
     }
-    eg_reply_free(r);
-    return ok;
+    return st == EG_OK;
 }
 
 static void count_progress(sim_t *s, const char *result)
@@ -391,29 +392,26 @@ static void apply(sim_t *s, const command_t *c)
 }
 
 /* Count, acknowledge and then act on one read's entries (see the top of the file). */
-static void handle_batch(sim_t *s, const eg_reply_t *entries)
+static void handle_batch(sim_t *s, const eg_stream_batch_t *entries)
 {
-    size_t n = entries->elements;
+    size_t n = entries->n;
     command_t *cmds = eg_xcalloc(n, sizeof(*cmds));
     const char *(*incr)[4] = eg_xcalloc(n, sizeof(*incr));
-    const char **ack = eg_xcalloc(n + 3, sizeof(*ack));
+    const char **ids = eg_xcalloc(n, sizeof(*ids));
+    eg_stream_cmd_t ack = {0};
     const char *const **pipe = eg_xcalloc(n + 1, sizeof(*pipe));
     int *argcs = eg_xcalloc(n + 1, sizeof(*argcs));
     eg_reply_t **replies = eg_xcalloc(n + 1, sizeof(*replies));
-    size_t np = 0;
-    int nack = 3;
+    size_t np = 0, nack = 0;
     bool *valid = eg_xcalloc(n, sizeof(*valid));
 
-    ack[0] = "XACK";
-    ack[1] = s->o.commands_stream;
-    ack[2] = s->o.group;
     for (size_t i = 0; i < n; i++) {
-        valid[i] = command_parse(entries->element[i], &cmds[i]);
+        valid[i] = command_parse(&entries->entries[i], &cmds[i]);
         if (!valid[i]) {
             eg_log_warn("unreadable entry in %s skipped", s->o.commands_stream);
             continue;
         }
-        ack[nack++] = cmds[i].id;
+        ids[nack++] = cmds[i].id;
         if (cmds[i].count_key != NULL) {
             incr[i][0] = "HINCRBY";
             incr[i][1] = cmds[i].kind == CMD_DIAL ? "voicesim:dials" : "voicesim:cancels";
@@ -424,16 +422,17 @@ static void handle_batch(sim_t *s, const eg_reply_t *entries)
             np++;
         }
     }
-    if (nack == 3) {
+    if (nack == 0) {
         goto out;
     }
-    pipe[np] = ack;
-    argcs[np] = nack;
+    eg_stream_cmd_ack(s->commands, ids, nack, &ack);
+    pipe[np] = ack.argv;
+    argcs[np] = ack.argc;
     np++;
     eg_status_t st = eg_store_pipeline(s->store, np, argcs, pipe, replies);
     if (st != EG_OK) {
         /* Nothing applied: the entries stay pending and are read again from id 0. */
-        s->read_pending = true;
+        eg_stream_rewind(s->commands);
         redis_failed(s, "HINCRBY/XACK of commands", st);
         goto out;
     }
@@ -460,93 +459,42 @@ out:
     free(replies);
     free(argcs);
     free(pipe);
-    free(ack);
+    eg_stream_cmd_free(&ack);
+    free(ids);
     free(incr);
     free(cmds);
 }
 
-/* The entries array of an XREADGROUP reply for one stream, or NULL when the shape is wrong. */
-static const eg_reply_t *read_entries(const eg_reply_t *r)
-{
-    if (r->type != EG_REPLY_ARRAY || r->elements < 1) {
-        return NULL;
-    }
-    const eg_reply_t *stream = r->element[0];
-    if (stream->type != EG_REPLY_ARRAY || stream->elements < 2 ||
-        stream->element[1]->type != EG_REPLY_ARRAY) {
-        return NULL;
-    }
-    return stream->element[1];
-}
-
-/* A NOGROUP reply: the stream or the group is gone (Redis restarted without persistence, or an
- * operator deleted it). Create it again; commands added meanwhile are not seen. */
-static void group_lost(sim_t *s, const char *what)
-{
-    eg_log_warn("%s: consumer group %s on %s is gone; creating it again", what, s->o.group,
-                s->o.commands_stream);
-    s->group_ready = false;
-}
-
 /* Wait for commands. Redis checks BLOCK timeouts only about every 100 ms (hz 10), far too
- * coarse for 20 ms steps, so BLOCK is used only while no call is in progress (a new command
- * still wakes it at once). With calls in progress the read does not block, and the loop sleeps
- * here until the next step is due, at most POLL_MS, so a new command waits at most that long. */
+ * coarse for 20 ms steps, so a blocking read is used only while no call is in progress (a new
+ * command still wakes it at once). With calls in progress the read does not block, and the loop
+ * sleeps here until the next step is due, at most POLL_MS, so a new command waits at most that
+ * long. A lost consumer group is created again by lib/stream.c; commands added meanwhile are not
+ * seen. */
 static void read_commands(sim_t *s)
 {
     const call_t *next = calls_peek(&s->calls);
-    bool idle = next == NULL && !s->read_pending;
-    eg_reply_t *r = NULL;
-    eg_status_t st;
+    bool pending = eg_stream_reading_pending(s->commands);
+    bool idle = next == NULL && !pending;
+    eg_stream_batch_t b = {0};
     bool got = false;
 
-    if (idle) {
-        const char *argv[] = {
-            "XREADGROUP", "GROUP",       s->o.group, s->o.consumer,        "COUNT", READ_COUNT,
-            "BLOCK",      IDLE_BLOCK_MS, "STREAMS",  s->o.commands_stream, ">"};
-        st = eg_store_command(s->store, 11, argv, NULL, &r);
-    } else {
-        const char *argv[] = {"XREADGROUP",
-                              "GROUP",
-                              s->o.group,
-                              s->o.consumer,
-                              "COUNT",
-                              READ_COUNT,
-                              "STREAMS",
-                              s->o.commands_stream,
-                              s->read_pending ? "0" : ">"};
-        st = eg_store_command(s->store, 9, argv, NULL, &r);
-    }
-    if (st == EG_EPROTO && reply_is_error(r, "NOGROUP")) {
-        group_lost(s, "XREADGROUP");
-        goto out;
-    }
+    eg_status_t st = eg_stream_read(s->commands, idle ? IDLE_BLOCK_MS : 0, &b);
     if (st == EG_EPROTO) {
-        eg_log_error("XREADGROUP on %s refused: %s", s->o.commands_stream,
-                     r && r->str ? r->str : "?");
+        eg_log_error("reading %s refused: %s", s->o.commands_stream, eg_stream_error(s->commands));
         sleep_ms(RETRY_MS);
         goto out;
     }
     if (st != EG_OK) {
-        s->read_pending = true;
-        redis_failed(s, "XREADGROUP", st);
+        redis_failed(s, "reading commands", st);
         goto out;
     }
     redis_answered(s);
-    if (r != NULL && r->type != EG_REPLY_NIL) {
-        const eg_reply_t *entries = read_entries(r);
-        if (entries == NULL) {
-            eg_log_error("XREADGROUP on %s: unexpected reply shape", s->o.commands_stream);
-            sleep_ms(RETRY_MS);
-            goto out;
-        }
-        if (entries->elements > 0) {
-            handle_batch(s, entries);
-            got = true;
-        } else if (s->read_pending) {
-            s->read_pending = false; /* every pending entry has been handled */
-            got = true;
-        }
+    if (b.n > 0) {
+        handle_batch(s, &b);
+        got = true;
+    } else if (pending) {
+        got = true; /* every pending entry has been handled */
     }
     next = calls_peek(&s->calls);
     if (!got && !idle && next != NULL) {
@@ -559,47 +507,34 @@ static void read_commands(sim_t *s)
         }
     }
 out:
-    eg_reply_free(r);
+    eg_stream_batch_clear(&b);
 }
 
 /* Every CLAIM_EVERY_MS, take over commands that another consumer of the group read but did not
- * acknowledge for CLAIM_MIN_IDLE_MS (it died); they become ours and are read from id 0. */
+ * acknowledge for CLAIM_MIN_IDLE_MS (it died); they become ours and are read from id 0. A Redis
+ * without the command for it is warned about once by lib/stream.c, which then claims nothing. */
 static void claim_stranded(sim_t *s)
 {
     int64_t now = eg_mono_ms();
-    eg_reply_t *r = NULL;
+    eg_stream_batch_t b = {0};
 
-    if (!s->claim_supported || now < s->next_claim_ms) {
+    if (now < s->next_claim_ms) {
         return;
     }
     s->next_claim_ms = now + CLAIM_EVERY_MS;
-    const char *argv[] = {"XAUTOCLAIM",  s->o.commands_stream, s->o.group,
-                          s->o.consumer, CLAIM_MIN_IDLE_MS,    s->claim_cursor,
-                          "COUNT",       READ_COUNT,           "JUSTID"};
-    eg_status_t st = eg_store_command(s->store, 9, argv, NULL, &r);
-    if (st == EG_EPROTO && reply_is_error(r, "NOGROUP")) {
-        group_lost(s, "XAUTOCLAIM");
-    } else if (st == EG_EPROTO) {
-        /* Redis before 6.2 has no XAUTOCLAIM: run without it. */
-        eg_log_warn("XAUTOCLAIM refused (%s); stranded commands of dead consumers will not be "
-                    "taken over",
-                    r && r->str ? r->str : "?");
-        s->claim_supported = false;
+    eg_status_t st = eg_stream_claim(s->commands, CLAIM_MIN_IDLE_MS, &b);
+    if (st == EG_EPROTO) {
+        eg_log_error("taking over stranded commands refused: %s", eg_stream_error(s->commands));
     } else if (st != EG_OK) {
-        redis_failed(s, "XAUTOCLAIM", st);
-    } else if (r != NULL && r->type == EG_REPLY_ARRAY && r->elements >= 2 &&
-               r->element[0]->type == EG_REPLY_STRING &&
-               r->element[0]->len < sizeof(s->claim_cursor) &&
-               r->element[1]->type == EG_REPLY_ARRAY) {
+        redis_failed(s, "taking over stranded commands", st);
+    } else {
         redis_answered(s);
-        memcpy(s->claim_cursor, r->element[0]->str, r->element[0]->len + 1);
-        if (r->element[1]->elements > 0) {
-            eg_log_info("took over %zu command(s) stranded on a dead consumer",
-                        r->element[1]->elements);
-            s->read_pending = true;
+        if (b.n > 0) {
+            eg_log_info("took over %zu command(s) stranded on a dead consumer", b.n);
+            eg_stream_rewind(s->commands);
         }
     }
-    eg_reply_free(r);
+    eg_stream_batch_clear(&b);
 }
 
 void *sim_run(void *arg)
@@ -619,9 +554,7 @@ void *sim_run(void *arg)
             continue;
         }
         claim_stranded(s);
-        if (s->group_ready) {
-            read_commands(s);
-        }
+        read_commands(s);
     }
     if (s->calls.n > 0) {
         eg_log_info("stopping with %zu call(s) in progress; their remaining steps are dropped",
