@@ -117,9 +117,11 @@ Test(retention, every_key_of_a_number_expires_within_14_days_of_its_desired_time
     key(k, sizeof k, "idem", idem);
     expect_ttl(redis, k, DAY - SLACK, DAY);
 
-    /* The voice platform's dial guard of the immediate one. */
-    char guard[200];
-    snprintf(guard, sizeof guard, "engage:dialed:%s:%s:1", e2e_env("ENGAGE_TENANT_ID"), now_cb);
+    /* The voice platform's dial guard of the immediate one (in the commands stream's hash slot:
+     * the stream's name is its hash tag). */
+    char guard[300];
+    snprintf(guard, sizeof guard, "engage:{%s}:dialed:%s:%s:1",
+             e2e_env("ENGAGE_VOICE_COMMANDS_STREAM"), e2e_env("ENGAGE_TENANT_ID"), now_cb);
     int64_t deadline = eg_mono_ms() + 10000;
     while (pttl(voice, guard) == -2 && eg_mono_ms() < deadline)
         sleep_ms(50);

@@ -125,7 +125,7 @@ Test(callin_store, the_pair_index_finds_the_request_and_a_retry_allocates_nothin
     char *pairs = store_key(STORE_CALLIN_PAIRS, tenant, a->to_phone);
     const char *get[] = {"HGET", pairs, a->access_code};
     eg_reply_t *rep = NULL;
-    cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
+    cr_assert_eq(eg_store_command(s, 3, get, NULL, &rep), EG_OK);
     cr_expect(rep->type == EG_REPLY_STRING && strcmp(rep->str, id) == 0,
               "dialled number + code -> request id");
     eg_reply_free(rep);
@@ -168,7 +168,7 @@ Test(callin_store, without_codes_a_number_is_lent_once_and_freed_by_expiry)
     char *pairs = store_key(STORE_CALLIN_PAIRS, tenant, r[0]->to_phone);
     const char *get[] = {"HGET", pairs, "-"};
     eg_reply_t *rep = NULL;
-    cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
+    cr_assert_eq(eg_store_command(s, 3, get, NULL, &rep), EG_OK);
     cr_expect(rep->type == EG_REPLY_STRING && strcmp(rep->str, r[0]->id) == 0,
               "dialled number + \"-\" -> request id");
     eg_reply_free(rep);
@@ -181,7 +181,7 @@ Test(callin_store, without_codes_a_number_is_lent_once_and_freed_by_expiry)
 
     struct timespec ts = {1, 100 * 1000000L};
     nanosleep(&ts, NULL);
-    cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
+    cr_assert_eq(eg_store_command(s, 3, get, NULL, &rep), EG_OK);
     cr_expect_eq(rep->type, EG_REPLY_NIL, "the index expired with the request");
     eg_reply_free(rep);
     for (int i = 0; i < 3; i++) {
@@ -353,7 +353,7 @@ static bool still_allocated(eg_store_t *s, const char *tenant, const Eg__CallInR
     key_of(key, sizeof key, tenant, STORE_CALLIN_PAIRS, r->to_phone);
     const char *get[] = {"HGET", key, code};
     eg_reply_t *rep = NULL;
-    cr_assert_eq(eg_store_command(s, 2, get, NULL, &rep), EG_OK);
+    cr_assert_eq(eg_store_command(s, 3, get, NULL, &rep), EG_OK);
     bool pair = rep->type == EG_REPLY_STRING && strcmp(rep->str, r->id) == 0;
     eg_reply_free(rep);
     key_of(key, sizeof key, tenant, STORE_CALLIN_HELD, r->to_phone);
