@@ -714,15 +714,6 @@ static eg_status_t create(worker_t *w, const Eg__CallInCreateRequest *req, Eg__C
     return st;
 }
 
-static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
-}
-
 eg_status_t callin_rpc_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     Eg__CallInCreateRequest *req =
@@ -732,7 +723,7 @@ eg_status_t callin_rpc_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     Eg__CallInReply r = EG__CALL_IN_REPLY__INIT;
     eg_status_t st = create(w, req, &r);
     eg__call_in_create_request__free_unpacked(req, NULL);
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     reply_clear(&r);
     return st == EG_EPROTO ? EG_EIO : st;
 }
@@ -775,7 +766,7 @@ static eg_status_t group_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, char 
     r.created = created;
     if (effective)
         r.config_json = effective;
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     free(effective);
     return st == EG_EPROTO ? EG_EIO : st;
 }
@@ -993,7 +984,7 @@ eg_status_t callin_rpc_match(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     if (st != EG_OK)
         s.message = text;
     r.status = &s;
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     if (r.request)
         eg__call_in_request__free_unpacked(r.request, NULL);
     for (size_t i = 0; i < r.n_completed_ids; i++)
