@@ -878,7 +878,7 @@ static eg_status_t ensure_group(events_t *x)
 /* Sleep ms, waking every 100 ms to notice a stop. */
 static void pause_for(const bridge_t *b, int64_t ms)
 {
-    while (ms > 0 && !b->stopping) {
+    while (ms > 0 && !atomic_load(&b->stopping)) {
         int64_t step = ms < 100 ? ms : 100;
         struct timespec ts = {0, (long)step * 1000000L};
         nanosleep(&ts, NULL);
@@ -892,7 +892,7 @@ void *voice_events_run(void *arg)
     x->b = arg;
     bool pending = true; /* after (re)connecting, first our own unacknowledged entries */
     int64_t next_claim = 0;
-    while (!x->b->stopping) {
+    while (!atomic_load(&x->b->stopping)) {
         if (!x->voice) {
             if (eg_store_open(&x->voice, x->b->cfg->voice_redis_url, 5000) != EG_OK ||
                 ensure_group(x) != EG_OK || commands_init(&x->cmds, x->voice) != EG_OK) {
@@ -901,7 +901,7 @@ void *voice_events_run(void *arg)
                 pause_for(x->b, 500);
                 continue;
             }
-            x->b->events_ready = 1;
+            atomic_store(&x->b->events_ready, true);
             pending = true;
         }
         bool paused = false;

@@ -44,7 +44,7 @@ static void dispatch_service(dispatcher_t *d, const char *tenant, const char *se
                 eg_log_warn("dispatch of callback %s failed: %s", ids[i], eg_status_str(st));
             free(ids[i]);
         }
-    } while (n == DISPATCH_BATCH && !d->s->stopping);
+    } while (n == DISPATCH_BATCH && !atomic_load(&d->s->stopping));
     cb_store_refresh_due(d->w.store, tenant, service);
 }
 
@@ -60,7 +60,7 @@ static int64_t dispatch_pass(dispatcher_t *d)
     if (eg_store_command(d->w.store, 8, range, NULL, &r) != EG_OK)
         return 500;
     size_t due = r->type == EG_REPLY_ARRAY ? r->elements / 2 : 0;
-    for (size_t i = 0; i < due && !d->s->stopping; i++) {
+    for (size_t i = 0; i < due && !atomic_load(&d->s->stopping); i++) {
         char *member = r->element[2 * i]->str;
         char *bar = strchr(member, '|');
         if (!bar)
@@ -112,7 +112,7 @@ static void *run(void *arg)
 {
     dispatcher_t *d = arg;
     int64_t last_full = eg_mono_ms();
-    while (!d->s->stopping) {
+    while (!atomic_load(&d->s->stopping)) {
         int64_t sleep_ms = dispatch_pass(d);
         int64_t repair_ms = repair_pass(d, &last_full);
         if (repair_ms < sleep_ms)

@@ -163,7 +163,7 @@ int main(void)
     rc = 0;
 out:
     eg_service_quiesce(svc); /* no more HTTP; metrics stay until the threads are gone */
-    s.stopping = 1;
+    atomic_store(&s.stopping, true);
     dispatcher_stop(dispatcher);
     relay_stop(relay);   /* a last pass; what in-flight requests still write is relayed later */
     eg_bus_close(s.bus); /* drains: in-flight requests finish before connections close */
