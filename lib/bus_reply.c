@@ -85,8 +85,8 @@ eg_status_t eg_bus_reply(eg_bus_t *bus, const eg_bus_msg_t *msg, const struct Pr
         }
     }
     char text[160];
-    snprintf(text, sizeof text, "the answer (%zu bytes) is larger than a bus message may be (%zu)",
-             n, max);
+    snprintf(text, sizeof text,
+             "the answer (%zu bytes) does not fit in one bus message (at most %zu)", n, max);
     eg_log_warn("answer to a request on %s not sent: %s; answered EG_ETOOBIG",
                 eg_bus_msg_subject(msg), text);
     st = send_status(bus, msg, EG_ETOOBIG, text);

@@ -16,10 +16,10 @@
 #include "engage/ids.h"
 #include "engage/log.h"
 #include "engage/mem.h"
-#include "engage/phone.h"
 #include "engage/names.h"
-#include "engage/userdata.h"
+#include "engage/phone.h"
 #include "engage/subjects.h"
+#include "engage/userdata.h"
 #include "sched_client.h"
 #include "validate.h"
 

@@ -9,9 +9,9 @@
 #include "engage/ids.h"
 #include "engage/mem.h"
 #include "engage/names.h"
-#include "engage/userdata.h"
 #include "engage/phone.h"
 #include "engage/timeutil.h"
+#include "engage/userdata.h"
 
 /* Fields accepted and stored with the callback but not interpreted by Engage (GES reporting). */
 static const char *const extra_fields[] = {"language",           "routePoint",  "surveyRP",
