@@ -12,6 +12,9 @@
  * every subscription in a list; eg_bus_close drains each one and waits for nats.c's "complete"
  * callback (the handler has returned for the last time) before freeing the trampoline state.
  *
+ * Answers to requests (eg_bus_reply, lib/bus_reply.c) are packed at their own size and replaced
+ * by an error status when they are too large for the bus, so no asker waits for a dropped one.
+ *
  * JetStream (lib/jetstream.c, sharing lib/bus_private.h): streams are created or updated to the
  * wanted settings (file storage). A durable pull consumer is likewise created or updated with
  * js_AddConsumer/js_UpdateConsumer and only then bound with js_PullSubscribe. Binding to an
@@ -250,6 +253,7 @@ eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name
     redact_url(url, shown, sizeof(shown));
 
     bus = eg_xcalloc(1, sizeof(*bus));
+    atomic_init(&bus->reply_max, 0);
     pthread_mutex_init(&bus->mu, NULL);
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);

@@ -4,6 +4,7 @@
 #ifndef ENGAGE_BUS_PRIVATE_H
 #define ENGAGE_BUS_PRIVATE_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -31,10 +32,11 @@ struct eg_bus {
     jsCtx *js;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    bool connected;        /* guarded by mu: set by the first successful connect */
-    bool closing;          /* guarded by mu: we are closing, so a disconnect is expected */
-    bool closed;           /* guarded by mu: set by nats.c's closed callback */
-    struct sub_node *subs; /* guarded by mu */
+    bool connected;          /* guarded by mu: set by the first successful connect */
+    bool closing;            /* guarded by mu: we are closing, so a disconnect is expected */
+    bool closed;             /* guarded by mu: set by nats.c's closed callback */
+    struct sub_node *subs;   /* guarded by mu */
+    atomic_size_t reply_max; /* eg_bus_set_reply_max; 0 = the server's max_payload */
 };
 
 struct eg_bus_msg {

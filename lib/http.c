@@ -7,10 +7,11 @@
  * a lookup copies the handler out before calling it.
  *
  * A request object lives on the worker's stack for the duration of one handler call. It
- * remembers whether a reply went out, so a handler that forgets to answer still gets a 500
- * envelope sent for it, and a second reply is refused (logged) rather than corrupting the
- * stream. Extra reply headers are collected in the request and sent with the status line,
- * together with Content-Length (always: keep-alive depends on it) and X-Correlation-Id.
+ * remembers whether a reply went out and with which status (eg_http_status_sent: what metrics
+ * count), so a handler that forgets to answer still gets a 500 envelope sent for it, and a
+ * second reply is refused (logged) rather than corrupting the stream. Extra reply headers are
+ * collected in the request and sent with the status line, together with Content-Length (always:
+ * keep-alive depends on it) and X-Correlation-Id.
  *
  * The request body is read lazily with mg_read into a bounded buffer. When the client
  * announces a Content-Length larger than max_body we refuse without reading it; civetweb then
@@ -151,6 +152,11 @@ static void send_reply(eg_http_req_t *req, int code, const char *content_type, c
     mg_response_header_send(req->conn);
     if (len > 0 && strcmp(req->ri->request_method, "HEAD") != 0)
         mg_write(req->conn, body, len);
+}
+
+int eg_http_status_sent(const eg_http_req_t *req)
+{
+    return req->replied ? req->code : 0;
 }
 
 static eg_json_t *envelope(const eg_http_req_t *req, int code, const char *message,

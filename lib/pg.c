@@ -34,12 +34,15 @@
  * Migrations (migrations.c) run under a session advisory lock: concurrent starters queue on the
  * lock, then read schema_migrations and find nothing left to do. Each migration runs with its
  * version row in one transaction. After the lock is taken nothing is retried on a new session,
- * since a reconnect would silently drop the lock. */
+ * since a reconnect would silently drop the lock. A service applies them at start with
+ * eg_pg_migrate_retry, which opens a connection of its own and tries again for a while, so the
+ * services may start before PostgreSQL accepts connections. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -609,6 +612,34 @@ out:
     }
     if (applied != NULL) {
         *applied = n;
+    }
+    return st;
+}
+
+eg_status_t eg_pg_migrate_retry(const char *dsn, int tries, int delay_ms)
+{
+    eg_status_t st = EG_EUNAVAIL;
+
+    for (int i = 0; i < tries && st != EG_OK; i++) {
+        eg_pg_t *pg = NULL;
+        int applied = 0;
+        st = eg_pg_open(&pg, dsn);
+        if (st == EG_OK) {
+            st = eg_pg_migrate(pg, &applied);
+        }
+        if (st == EG_OK && applied) {
+            eg_log_info("applied %d schema migration(s)", applied);
+        }
+        if (st != EG_OK) {
+            eg_log_warn("migrations failed (%s): %s%s", eg_status_str(st),
+                        pg ? eg_pg_error(pg) : "no connection", i + 1 < tries ? "; retrying" : "");
+        }
+        eg_pg_close(pg);
+        if (st != EG_OK && i + 1 < tries) {
+            struct timespec ts = {.tv_sec = delay_ms / 1000,
+                                  .tv_nsec = (long)(delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
     return st;
 }

@@ -1,5 +1,8 @@
-/* UTC clock and ISO-8601 parsing/formatting. Parsing is strict: a timestamp without an
- * explicit offset is refused, because "local" on the server means nothing to a client. */
+/* UTC clock, ISO-8601 parsing/formatting and civil-date arithmetic. Parsing is strict: a
+ * timestamp without an explicit offset is refused, because "local" on the server means nothing to
+ * a client. Day numbers use Howard Hinnant's days_from_civil / civil_from_days algorithms (no
+ * tables, exact before the epoch too); lib/tz.c and the archiver's partitions count days with
+ * them, so there is one calendar in the code. */
 #include "engage/timeutil.h"
 
 #include <stdio.h>
@@ -40,8 +43,7 @@ void eg_time_format_iso(int64_t ms, char out[EG_ISO_LEN + 1])
     out[EG_ISO_LEN] = '\0';
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t eg_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -49,6 +51,27 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+void eg_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int eg_days_in_month(int64_t y, int m)
+{
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return dm[m - 1];
 }
 
 static int digits(const char *s, size_t len, size_t pos, size_t n, int *out)
@@ -64,14 +87,6 @@ static int digits(const char *s, size_t len, size_t pos, size_t n, int *out)
     }
     *out = v;
     return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
-    return dm[m - 1];
 }
 
 eg_status_t eg_time_parse_iso(const char *s, size_t len, int64_t *out_ms)
@@ -103,7 +118,7 @@ eg_status_t eg_time_parse_iso(const char *s, size_t len, int64_t *out_ms)
                 return EG_EINVAL;
         }
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+    if (mo < 1 || mo > 12 || d < 1 || d > eg_days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
         return EG_EINVAL;
     int offset_min = 0;
     if (p >= len)
@@ -129,8 +144,20 @@ eg_status_t eg_time_parse_iso(const char *s, size_t len, int64_t *out_ms)
     }
     if (p != len)
         return EG_EINVAL;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = eg_days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
     *out_ms = secs * 1000 + msec;
+    return EG_OK;
+}
+
+eg_status_t eg_date_parse(const char *s, size_t len, int64_t *day)
+{
+    int y, m, d;
+    if (!s || len != 10 || digits(s, len, 0, 4, &y) || s[4] != '-' || digits(s, len, 5, 2, &m) ||
+        s[7] != '-' || digits(s, len, 8, 2, &d))
+        return EG_EINVAL;
+    if (m < 1 || m > 12 || d < 1 || d > eg_days_in_month(y, m))
+        return EG_EINVAL;
+    *day = eg_days_from_civil(y, m, d);
     return EG_OK;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "engage/mem.h"
+#include "engage/timeutil.h"
 
 #define TZ_NAME_MAX 64
 
@@ -77,30 +78,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 /* Interval of the instant s (seconds, UTC) and its offset. */
 static int interval_at(const eg_tz_t *tz, int64_t s)
 {
@@ -125,7 +102,7 @@ void eg_tz_to_local(const eg_tz_t *tz, int64_t t_ms, eg_local_t *out)
     int64_t days = floor_div(local, 86400);
     int64_t sod = local - days * 86400;
     int64_t y;
-    civil_from_days(days, &y, &out->month, &out->day);
+    eg_civil_from_days(days, &y, &out->month, &out->day);
     out->year = (int)y;
     out->hour = (int)(sod / 3600);
     out->minute = (int)(sod / 60 % 60);
@@ -141,7 +118,7 @@ int eg_tz_from_local(const eg_tz_t *tz, int y, int mo, int d, int h, int mi, int
     if (mo < 1 || mo > 12)
         return 0;
     int64_t local =
-        (days_from_civil(y, mo, 1) + d - 1) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60;
+        (eg_days_from_civil(y, mo, 1) + d - 1) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60;
     static const GTimeType kinds[2] = {G_TIME_TYPE_STANDARD, G_TIME_TYPE_DAYLIGHT};
     int n = 0;
     int seen = -1;

@@ -12,6 +12,7 @@
 #include "engage.pb-c.h"
 #include "engage/ids.h"
 #include "engage/log.h"
+#include "engage/phone.h"
 #include "engage/states.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
@@ -242,7 +243,7 @@ static int handle_find(api_t *api, eg_http_req_t *req, const api_identity_t *who
     char phone[40], service[80] = "", state[24] = "";
     int limit = 20, offset = 0, st_code = 0;
     if (eg_http_query_param(req, "phoneNumber", phone, sizeof phone) != EG_OK ||
-        !api_phone_valid(phone)) {
+        !eg_phone_valid(phone)) {
         eg_http_reply_error(req, EG_EINVAL,
                             "phoneNumber: required, an E.164 number ('+' then 8 to 15 digits)");
         return 400;

@@ -16,26 +16,14 @@
 #include "engage/ids.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/names.h"
+#include "engage/phone.h"
 #include "engage/subjects.h"
+#include "engage/userdata.h"
 #include "sched_client.h"
 #include "validate.h"
 
-#define NAME_MAX_LEN 64
 #define CALLBACK_SERVICE_ID_MAX 128
-
-/* 1-64 of [A-Za-z0-9_.-]: the rule of group and service names. */
-static bool name_valid(const char *s, size_t n)
-{
-    if (n < 1 || n > NAME_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
 
 /* An optional string member: absent or null leaves *out NULL. */
 static bool opt_string(const eg_json_t *root, const char *key, const char **out)
@@ -78,13 +66,13 @@ static eg_status_t parse_create(const char *body, size_t len, Eg__CallInCreateRe
         snprintf(err, errlen, "groupName: is required");
         goto out;
     }
-    if (!eg_json_is_string(v) || !name_valid(eg_json_str(v), eg_json_str_len(v))) {
-        snprintf(err, errlen, "groupName: must be a string of 1-64 characters A-Z a-z 0-9 _ . -");
+    if (!eg_json_is_string(v) || !eg_name_valid_n(eg_json_str(v), eg_json_str_len(v))) {
+        snprintf(err, errlen, "groupName: must be a string of " EG_NAME_RULE);
         goto out;
     }
     cr->group = eg_xstrdup(eg_json_str(v));
 
-    if (!opt_string(root, "fromPhoneNumber", &s) || (s && !api_phone_valid(s))) {
+    if (!opt_string(root, "fromPhoneNumber", &s) || (s && !eg_phone_valid(s))) {
         snprintf(err, errlen,
                  "fromPhoneNumber: must be an E.164 number: '+' then 8 to 15 digits, e.g. "
                  "+15551234567");
@@ -110,10 +98,10 @@ static eg_status_t parse_create(const char *body, size_t len, Eg__CallInCreateRe
         }
         size_t n;
         char *text = eg_json_dump(v, &n);
-        if (n > API_MAX_USER_DATA) {
+        if (n > EG_USER_DATA_MAX) {
             free(text);
             snprintf(err, errlen, "userData: must be at most %d bytes as JSON (got %zu)",
-                     API_MAX_USER_DATA, n);
+                     EG_USER_DATA_MAX, n);
             goto out;
         }
         cr->user_data_json = text;
@@ -224,9 +212,8 @@ int admin_callin_group(api_t *api, eg_http_req_t *req, const api_identity_t *who
         eg_http_reply_envelope(req, 405, "method not allowed: use GET, PUT or DELETE", NULL);
         return 405;
     }
-    if (!name_valid(name, strlen(name))) {
-        eg_http_reply_error(req, EG_EINVAL,
-                            "name: a call-in group name is 1-64 characters A-Z a-z 0-9 _ . -");
+    if (!eg_name_valid(name)) {
+        eg_http_reply_error(req, EG_EINVAL, "name: a call-in group name is " EG_NAME_RULE);
         return 400;
     }
     int code;

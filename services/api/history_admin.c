@@ -29,6 +29,7 @@
 #include "engage/json.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/phone.h"
 #include "engage/states.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
@@ -119,7 +120,7 @@ static bool read_filters(eg_http_req_t *req, const api_identity_t *who, filters_
     f->q.service = f->service;
     st = eg_http_query_param(req, "phone", f->phone, sizeof f->phone);
     fix_plus(f->phone);
-    if (st == EG_ETOOBIG || (f->phone[0] && !api_phone_valid(f->phone))) {
+    if (st == EG_ETOOBIG || (f->phone[0] && !eg_phone_valid(f->phone))) {
         bad_request(req, "phone: an E.164 number ('+' then 8 to 15 digits; send '+' as %2B)");
         return false;
     }
@@ -244,7 +245,7 @@ static void csv_cell(eg_buf_t *b, const char *s, bool last)
 {
     bool formula = (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
                     s[0] == '\r') &&
-                   !api_phone_valid(s);
+                   !eg_phone_valid(s);
     bool quote = formula || strpbrk(s, ",\"\r\n") != NULL;
     if (quote)
         eg_buf_puts(b, "\"");
@@ -389,7 +390,7 @@ static bool read_phone(eg_http_req_t *req, char *phone, size_t len)
     }
     eg_json_t *j = eg_json_parse(body, blen, API_MAX_JSON_DEPTH, jerr, sizeof jerr);
     const char *p = eg_json_str(eg_json_get(j, "phoneNumber"));
-    bool ok = p != NULL && api_phone_valid(p) && strlen(p) < len, parsed = j != NULL;
+    bool ok = p != NULL && eg_phone_valid(p) && strlen(p) < len, parsed = j != NULL;
     if (ok)
         snprintf(phone, len, "%s", p);
     eg_json_free(j);

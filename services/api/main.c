@@ -50,7 +50,8 @@ static void on_config_changed(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
     eg__config_changed__free_unpacked(m, NULL);
 }
 
-/* Each route goes through count() so every response is counted by status class. */
+/* Each route goes through count() so every response is counted by status class: the class of
+ * the status the reply functions recorded as sent, not of what the handler returns. */
 typedef struct {
     eg_http_handler_fn fn;
     api_t *api;
@@ -59,7 +60,9 @@ typedef struct {
 static int count(eg_http_req_t *req, void *arg)
 {
     counted_route_t *r = arg;
-    int code = r->fn(req, r->api);
+    r->fn(req, r->api);
+    /* A handler that sent nothing gets lib/http.c's 500 once it returns. */
+    int code = eg_http_status_sent(req) ? eg_http_status_sent(req) : 500;
     if (code >= 100 && code < 600)
         eg_counter_inc(r->api->responses[code / 100]);
     return code;

@@ -2,26 +2,22 @@
  * may add fields of their own: unknown fields are ignored, known ones are checked strictly. */
 #include "validate.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engage/ids.h"
 #include "engage/mem.h"
+#include "engage/names.h"
 #include "engage/phone.h"
 #include "engage/timeutil.h"
+#include "engage/userdata.h"
 
 /* Fields accepted and stored with the callback but not interpreted by Engage (GES reporting). */
 static const char *const extra_fields[] = {"language",           "routePoint",  "surveyRP",
                                            "cbOfferType",        "offerTiming", "offerThreshold",
                                            "inboundVQ",          "channel",     "captchaToken",
                                            "cbOriginationIxnId", "pushTargets"};
-
-bool api_phone_valid(const char *s)
-{
-    return eg_phone_valid(s);
-}
 
 static eg_json_t *parse_object(const char *body, size_t len, char *err, size_t errlen)
 {
@@ -43,18 +39,6 @@ static eg_json_t *parse_object(const char *body, size_t len, char *err, size_t e
     return root;
 }
 
-static bool name_valid(const char *s, size_t n)
-{
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!(isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 eg_status_t api_parse_create(const char *body, size_t len, Eg__CreateRequest *req, char *err,
                              size_t errlen)
 {
@@ -70,8 +54,8 @@ eg_status_t api_parse_create(const char *body, size_t len, Eg__CreateRequest *re
         snprintf(err, errlen, "serviceName: is required");
         goto out;
     }
-    if (!eg_json_is_string(v) || !name_valid(eg_json_str(v), eg_json_str_len(v))) {
-        snprintf(err, errlen, "serviceName: must be a string of 1-64 characters A-Z a-z 0-9 _ . -");
+    if (!eg_json_is_string(v) || !eg_name_valid_n(eg_json_str(v), eg_json_str_len(v))) {
+        snprintf(err, errlen, "serviceName: must be a string of " EG_NAME_RULE);
         goto out;
     }
     req->service = eg_xstrdup(eg_json_str(v));
@@ -81,7 +65,7 @@ eg_status_t api_parse_create(const char *body, size_t len, Eg__CreateRequest *re
         snprintf(err, errlen, "phoneNumber: is required");
         goto out;
     }
-    if (!eg_json_is_string(v) || !api_phone_valid(eg_json_str(v))) {
+    if (!eg_json_is_string(v) || !eg_phone_valid(eg_json_str(v))) {
         snprintf(err, errlen,
                  "phoneNumber: must be an E.164 number: '+' then 8 to 15 digits, e.g. "
                  "+15551234567");
@@ -111,10 +95,10 @@ eg_status_t api_parse_create(const char *body, size_t len, Eg__CreateRequest *re
         }
         size_t n;
         char *text = eg_json_dump(v, &n);
-        if (n > API_MAX_USER_DATA) {
+        if (n > EG_USER_DATA_MAX) {
             free(text);
             snprintf(err, errlen, "userData: must be at most %d bytes as JSON (got %zu)",
-                     API_MAX_USER_DATA, n);
+                     EG_USER_DATA_MAX, n);
             goto out;
         }
         req->user_data_json = text;

@@ -11,11 +11,7 @@
 #include "engage/status.h"
 
 #define API_MAX_BODY (256 * 1024)
-#define API_MAX_USER_DATA (100 * 1024)
 #define API_MAX_JSON_DEPTH 16
-
-/** True for an E.164 number: '+', then 8 to 15 digits, the first not 0. */
-bool api_phone_valid(const char *s);
 
 /** Fill req (strings owned by req: release with api_create_request_clear) from a create body.
  *  now_ms is "now" for checks. EG_EINVAL with err naming the field on bad input. */

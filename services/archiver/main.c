@@ -345,28 +345,6 @@ static void *consume(void *arg)
     return NULL;
 }
 
-/* Apply migrations; retried for a while so the archiver may start before PostgreSQL. */
-static eg_status_t migrate(const eg_config_t *cfg)
-{
-    eg_status_t st = EG_EUNAVAIL;
-    for (int i = 0; i < 60 && st != EG_OK; i++) {
-        eg_pg_t *pg = NULL;
-        int applied = 0;
-        st = eg_pg_open(&pg, cfg->pg_dsn);
-        if (st == EG_OK)
-            st = eg_pg_migrate(pg, &applied);
-        if (st == EG_OK && applied)
-            eg_log_info("applied %d schema migration(s)", applied);
-        if (st != EG_OK) {
-            eg_log_warn("migrations failed (%s): %s; retrying", eg_status_str(st),
-                        pg ? eg_pg_error(pg) : "no connection");
-            sleep_ms(500);
-        }
-        eg_pg_close(pg);
-    }
-    return st;
-}
-
 /* Bind at start; retried while JetStream comes up. */
 static eg_status_t bind_consumer(archiver_t *a)
 {
@@ -404,7 +382,8 @@ int main(void)
     eg_health_add_check(eg_service_health(svc), "postgres", eg_ready_pg, cfg.pg_dsn);
     eg_health_add_check(eg_service_health(svc), "consumer", ready_consumer, &a);
 
-    if (migrate(&cfg) != EG_OK) {
+    /* Retried for half a minute, so the service may start before PostgreSQL. */
+    if (eg_pg_migrate_retry(cfg.pg_dsn, 60, 500) != EG_OK) {
         eg_log_error("cannot apply schema migrations; giving up");
         goto out;
     }

@@ -46,6 +46,7 @@
 
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/timeutil.h"
 
 /* pg_advisory_xact_lock(class, key): "EGPM", apart from the archiver's per-callback locks. */
 #define MAINT_LOCK "SELECT pg_advisory_xact_lock(1162301517, 1)"
@@ -64,30 +65,6 @@ static const char SQL_PARTS[] = "SELECT c.relname FROM pg_inherits i "
                                 "WHERE i.inhparent = to_regclass($1)";
 static const char SQL_EXISTS[] = "SELECT to_regclass($1) IS NOT NULL";
 
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 int64_t part_day_of(int64_t ms)
 {
     int64_t day = ms / PART_MS_PER_DAY;
@@ -100,7 +77,7 @@ void part_name(char *out, size_t outlen, const char *table, int64_t day)
 {
     int64_t y;
     int m, d;
-    civil_from_days(day, &y, &m, &d);
+    eg_civil_from_days(day, &y, &m, &d);
     snprintf(out, outlen, "%s_%04" PRId64 "%02d%02d", table, y, m, d);
 }
 
@@ -109,7 +86,7 @@ static void day_literal(char *out, size_t outlen, int64_t day)
 {
     int64_t y;
     int m, d;
-    civil_from_days(day, &y, &m, &d);
+    eg_civil_from_days(day, &y, &m, &d);
     snprintf(out, outlen, "%04" PRId64 "-%02d-%02d 00:00:00+00", y, m, d);
 }
 
@@ -125,15 +102,9 @@ bool part_parse(const char *table, const char *relname, int64_t *day)
     int y = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
     int m = (p[4] - '0') * 10 + (p[5] - '0');
     int d = (p[6] - '0') * 10 + (p[7] - '0');
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    int64_t z = days_from_civil(y, m, d);
-    int64_t y2;
-    int m2, d2;
-    civil_from_days(z, &y2, &m2, &d2);
-    if (y2 != y || m2 != m || d2 != d) /* 31 February and the like */
-        return false;
-    *day = z;
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > eg_days_in_month(y, m))
+        return false; /* 31 February and the like too */
+    *day = eg_days_from_civil(y, m, d);
     return true;
 }
 

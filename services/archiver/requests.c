@@ -13,39 +13,6 @@
 #include "engage/subjects.h"
 #include "history.h"
 
-/* A reply holding only a status: every archive reply has Status as field 1. */
-static void respond_status(eg_bus_t *bus, eg_bus_msg_t *msg, eg_status_t st, const char *text)
-{
-    Eg__Status s = EG__STATUS__INIT;
-    Eg__GdprEraseReply r = EG__GDPR_ERASE_REPLY__INIT;
-    uint8_t buf[512];
-    s.code = (int32_t)st;
-    s.message = (char *)(text ? text : "");
-    r.status = &s;
-    size_t n = eg__gdpr_erase_reply__get_packed_size(&r);
-    if (n > sizeof buf)
-        return;
-    eg__gdpr_erase_reply__pack(&r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-}
-
-/* Pack and send any reply message. One the bus refuses (larger than NATS's max_payload, 1 MiB
- * by default: an export of a number with much user data) is replaced by an error, so the asker
- * hears at once instead of waiting out its timeout. */
-static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    if (eg_bus_respond(bus, msg, buf, n) != EG_OK) {
-        char text[128];
-        eg_log_warn("cannot answer a request on %s (%zu bytes)", eg_bus_msg_subject(msg), n);
-        snprintf(text, sizeof text, "the answer (%zu bytes) is larger than one bus message", n);
-        respond_status(bus, msg, EG_ETOOBIG, text);
-    }
-    free(buf);
-}
-
 static eg_status_t handle_search(arch_worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     char why[160] = "";
@@ -57,12 +24,12 @@ static eg_status_t handle_search(arch_worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
     eg_status_t st = history_search(w->pg, req, &r, why, sizeof why);
     eg__archive_search_request__free_unpacked(req, NULL);
     if (st != EG_OK) {
-        respond_status(bus, msg, st, why);
+        eg_bus_reply_status(bus, msg, st, why);
         return st;
     }
     r->status = eg_xmalloc(sizeof *r->status);
     eg__status__init(r->status);
-    respond(bus, msg, &r->base);
+    eg_bus_reply(bus, msg, &r->base);
     eg__archive_search_reply__free_unpacked(r, NULL);
     return EG_OK;
 }
@@ -77,12 +44,12 @@ static eg_status_t handle_gdpr(arch_worker_t *w, eg_bus_t *bus, eg_bus_msg_t *ms
     if (erase) {
         Eg__GdprEraseReply *r = gdpr_erase(&w->gdpr, w->pg, req, eg_bus_msg_corr_id(msg));
         st = (eg_status_t)r->status->code;
-        respond(bus, msg, &r->base);
+        eg_bus_reply(bus, msg, &r->base);
         eg__gdpr_erase_reply__free_unpacked(r, NULL);
     } else {
         Eg__GdprExportReply *r = gdpr_export(&w->gdpr, w->pg, req, eg_bus_msg_corr_id(msg));
         st = (eg_status_t)r->status->code;
-        respond(bus, msg, &r->base);
+        eg_bus_reply(bus, msg, &r->base);
         eg__gdpr_export_reply__free_unpacked(r, NULL);
     }
     eg__gdpr_request__free_unpacked(req, NULL);
@@ -119,7 +86,7 @@ void requests_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
      * this request in flight and waits, or this request sees stopping and leaves. */
     atomic_fetch_add(&w->gate->inflight, 1);
     if (atomic_load(&w->gate->stopping)) {
-        respond_status(bus, msg, EG_EUNAVAIL, "the archiver is stopping; retry");
+        eg_bus_reply_status(bus, msg, EG_EUNAVAIL, "the archiver is stopping; retry");
         atomic_fetch_sub(&w->gate->inflight, 1);
         return;
     }
@@ -133,7 +100,7 @@ void requests_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
     }
     if (st == EG_EPROTO) {
         eg_log_warn("request on %s could not be decoded", subject);
-        respond_status(bus, msg, st, "request could not be decoded");
+        eg_bus_reply_status(bus, msg, st, "request could not be decoded");
     }
     if (st == EG_EIO || st == EG_EUNAVAIL || st == EG_EINTERNAL || st == EG_EPROTO)
         eg_counter_inc(w->errors);

@@ -137,7 +137,7 @@ void *commands_run(void *arg)
     eg_bus_consumer_t *consumer = NULL;
     commands_t c;
     eg_bus_jsmsg_t *msgs[64];
-    while (!b->stopping) {
+    while (!atomic_load(&b->stopping)) {
         if (!voice) {
             if (eg_store_open(&voice, b->cfg->voice_redis_url, 5000) != EG_OK ||
                 commands_init(&c, voice) != EG_OK) {
@@ -156,7 +156,7 @@ void *commands_run(void *arg)
                 nanosleep(&ts, NULL);
                 continue;
             }
-            b->dispatch_ready = 1;
+            atomic_store(&b->dispatch_ready, true);
         }
         int count = 0;
         eg_status_t st = eg_bus_js_fetch(consumer, 64, 500, msgs, &count);

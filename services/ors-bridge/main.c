@@ -28,9 +28,10 @@ static eg_status_t ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "not connected to NATS");
         return EG_EUNAVAIL;
     }
-    if (!b->dispatch_ready || !b->events_ready) {
+    bool dispatch = atomic_load(&b->dispatch_ready), events = atomic_load(&b->events_ready);
+    if (!dispatch || !events) {
         snprintf(why, whylen, "consumers not bound yet (dispatch %d, voice events %d)",
-                 b->dispatch_ready, b->events_ready);
+                 (int)dispatch, (int)events);
         return EG_EUNAVAIL;
     }
     return EG_OK;
@@ -90,7 +91,7 @@ int main(void)
     rc = 0;
 out:
     eg_service_quiesce(svc);
-    b.stopping = 1;
+    atomic_store(&b.stopping, true);
     if (threads) {
         pthread_join(commands, NULL);
         pthread_join(events, NULL);

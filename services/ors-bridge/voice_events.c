@@ -45,9 +45,11 @@
 #include "engage/json.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/names.h"
 #include "engage/phone.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "engage/userdata.h"
 
 #define BRIDGE_BLOCK_MS 500
 #define BRIDGE_BATCH 64
@@ -66,7 +68,6 @@
 #define DL_MAX_NAME 128         /* a dead-letter copy keeps this much of each field name */
 #define DL_MAX_VALUE 1024       /* ... and of each value */
 #define GUARD_TTL_MS "86400000" /* reply and route guards: one day */
-#define USER_DATA_MAX (100 * 1024)
 #define REPLY_STREAM_MAX 200
 #define COUNT_MAX 1000000
 
@@ -372,20 +373,6 @@ static outcome_t handle_progress(events_t *x, const eg_stream_entry_t *e, bool f
 
 /* ---- callback.request -------------------------------------------------------------------- */
 
-static bool name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 /* A reply stream the bridge may write to: not one of its own streams, nor a key under
  * "engage:" (its guards live there). */
 static bool reply_stream_usable(const events_t *x, const char *s)
@@ -403,11 +390,11 @@ static bool parse_request(const eg_stream_entry_t *e, Eg__CreateRequest *cr, cha
     const char *tenant = tenant_field(e, msg, msglen);
     if (!tenant)
         return false;
-    const char *service = text_field(e, "service", 64, true, msg, msglen);
+    const char *service = text_field(e, "service", EG_NAME_MAX, true, msg, msglen);
     if (!service)
         return false;
-    if (!name_valid(service)) {
-        snprintf(msg, msglen, "service: must be 1-64 characters A-Z a-z 0-9 _ . -");
+    if (!eg_name_valid(service)) {
+        snprintf(msg, msglen, "service: must be " EG_NAME_RULE);
         return false;
     }
     size_t len = 0;
@@ -434,8 +421,8 @@ static bool parse_request(const eg_stream_entry_t *e, Eg__CreateRequest *cr, cha
     }
     const char *ud = eg_stream_entry_field(e, "user_data", &len);
     if (ud && len > 0) {
-        if (len > USER_DATA_MAX) {
-            snprintf(msg, msglen, "user_data: must be at most %d bytes (got %zu)", USER_DATA_MAX,
+        if (len > EG_USER_DATA_MAX) {
+            snprintf(msg, msglen, "user_data: must be at most %d bytes (got %zu)", EG_USER_DATA_MAX,
                      len);
             return false;
         }
@@ -834,7 +821,7 @@ static bool connect_voice(events_t *x)
 /* Sleep ms, waking every 100 ms to notice a stop. */
 static void pause_for(const bridge_t *b, int64_t ms)
 {
-    while (ms > 0 && !b->stopping) {
+    while (ms > 0 && !atomic_load(&b->stopping)) {
         int64_t step = ms < 100 ? ms : 100;
         struct timespec ts = {0, (long)step * 1000000L};
         nanosleep(&ts, NULL);
@@ -847,13 +834,13 @@ void *voice_events_run(void *arg)
     events_t *x = eg_xcalloc(1, sizeof *x);
     x->b = arg;
     int64_t next_claim = 0;
-    while (!x->b->stopping) {
+    while (!atomic_load(&x->b->stopping)) {
         if (!x->voice) {
             if (!connect_voice(x)) {
                 pause_for(x->b, 500);
                 continue;
             }
-            x->b->events_ready = 1;
+            atomic_store(&x->b->events_ready, true);
         }
         bool paused = false;
         int n = read_batch(x, &paused);

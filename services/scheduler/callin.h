@@ -16,12 +16,13 @@
 
 #include "engage.pb-c.h"
 #include "engage/bus.h"
+#include "engage/names.h"
 #include "engage/pg.h"
 #include "engage/status.h"
 #include "engage/store.h"
 #include "scheduler.h"
 
-#define CALLIN_NAME_MAX 64
+#define CALLIN_NAME_MAX EG_NAME_MAX /**< group names follow lib's name rule (names.h) */
 #define CALLIN_MAX_NUMBERS 1000
 #define CALLIN_PHONE_MAX 16 /**< "+" and up to 15 digits */
 
@@ -43,11 +44,6 @@ typedef struct {
     int expiry_s;
     char callback_service[CALLIN_NAME_MAX + 1]; /**< "" when not set */
 } callin_config_t;
-
-/** True for a valid group name: 1-64 of [A-Za-z0-9_.-] (the rule of service names). */
-bool callin_name_valid(const char *name);
-/** True for an E.164 number: '+', then 8 to 15 digits, the first not 0. */
-bool callin_phone_valid(const char *s);
 
 /** Parse and validate a group configuration (../shared/API.md, call-in groups). On failure
  *  EG_EINVAL with err naming the field and the rule, and cfg left empty. On EG_OK release

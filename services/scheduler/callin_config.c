@@ -17,35 +17,11 @@
 #include "engage/json.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/names.h"
 #include "engage/phone.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
 #include "services.h"
-
-bool callin_name_valid(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n < 1 || n > CALLIN_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-bool callin_phone_valid(const char *s)
-{
-    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9')
-        return false;
-    size_t n = 0;
-    for (const char *p = s + 1; *p; p++, n++)
-        if (*p < '0' || *p > '9')
-            return false;
-    return n >= 8 && n <= 15;
-}
 
 /* An optional integer in [min, max]; absent or null keeps *out. */
 static eg_status_t int_field(const eg_json_t *root, const char *key, int min, int max, int *out,
@@ -80,7 +56,7 @@ static eg_status_t numbers_field(const eg_json_t *root, callin_config_t *cfg, ch
     cfg->numbers = eg_xcalloc(n, sizeof *cfg->numbers);
     for (size_t i = 0; i < n; i++) {
         const char *s = eg_json_str(eg_json_array_get(v, i));
-        if (!callin_phone_valid(s)) {
+        if (!eg_phone_valid(s)) {
             snprintf(err, errlen,
                      "numbers[%zu]: must be an E.164 number: '+' then 8 to 15 digits, e.g. "
                      "+18005550100",
@@ -112,7 +88,7 @@ eg_status_t callin_config_parse(const char *name, const char *text, size_t len,
     eg_json_t *root = NULL;
     char jerr[200];
 
-    if (!callin_name_valid(name)) {
+    if (!eg_name_valid(name)) {
         snprintf(err, errlen, "name: must be 1-%d characters A-Z a-z 0-9 _ . -", CALLIN_NAME_MAX);
         goto out;
     }
@@ -149,7 +125,7 @@ eg_status_t callin_config_parse(const char *name, const char *text, size_t len,
 
     v = eg_json_get(root, "callbackService");
     if (v && !eg_json_is_null(v)) {
-        if (!eg_json_is_string(v) || !callin_name_valid(eg_json_str(v))) {
+        if (!eg_json_is_string(v) || !eg_name_valid(eg_json_str(v))) {
             snprintf(err, errlen,
                      "callbackService: must be a callback service name: 1-%d characters A-Z a-z "
                      "0-9 _ . -",

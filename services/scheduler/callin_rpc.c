@@ -19,9 +19,11 @@
 #include "engage/json.h"
 #include "engage/log.h"
 #include "engage/mem.h"
+#include "engage/names.h"
 #include "engage/phone.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "engage/userdata.h"
 #include "services.h"
 
 static void set_status(Eg__CallInReply *reply, eg_status_t st, const char *fmt, ...)
@@ -55,8 +57,6 @@ static void reply_clear(Eg__CallInReply *reply)
     }
 }
 
-#define USER_DATA_MAX (100 * 1024)
-
 /* Returns the status for the scheduler's metrics: the one answered, except EG_EFULL for a group
  * with no free pair (answered as EG_EUNAVAIL, but it is not a failing dependency). */
 static eg_status_t create(worker_t *w, const Eg__CallInCreateRequest *req, Eg__CallInReply *reply)
@@ -66,18 +66,19 @@ static eg_status_t create(worker_t *w, const Eg__CallInCreateRequest *req, Eg__C
         set_status(reply, EG_EINVAL, "id: the request id must be a UUID");
         return EG_EINVAL;
     }
-    if (!callin_name_valid(req->group)) {
+    if (!eg_name_valid(req->group)) {
         set_status(reply, EG_EINVAL, "groupName: must be 1-%d characters A-Z a-z 0-9 _ . -",
                    CALLIN_NAME_MAX);
         return EG_EINVAL;
     }
-    if (req->from_phone[0] && !callin_phone_valid(req->from_phone)) {
+    if (req->from_phone[0] && !eg_phone_valid(req->from_phone)) {
         set_status(reply, EG_EINVAL,
                    "fromPhoneNumber: must be an E.164 number: '+' then 8 to 15 digits");
         return EG_EINVAL;
     }
-    if (strlen(req->user_data_json) > USER_DATA_MAX) {
-        set_status(reply, EG_EINVAL, "userData: must be at most %d bytes as JSON", USER_DATA_MAX);
+    if (strlen(req->user_data_json) > EG_USER_DATA_MAX) {
+        set_status(reply, EG_EINVAL, "userData: must be at most %d bytes as JSON",
+                   EG_USER_DATA_MAX);
         return EG_EINVAL;
     }
     eg_status_t st = callin_registry_get(w->s->callin, w->pg, req->tenant_id, req->group, &cfg);
@@ -120,15 +121,6 @@ static eg_status_t create(worker_t *w, const Eg__CallInCreateRequest *req, Eg__C
     return st;
 }
 
-static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
-}
-
 eg_status_t callin_rpc_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     Eg__CallInCreateRequest *req =
@@ -138,7 +130,7 @@ eg_status_t callin_rpc_create(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     Eg__CallInReply r = EG__CALL_IN_REPLY__INIT;
     eg_status_t st = create(w, req, &r);
     eg__call_in_create_request__free_unpacked(req, NULL);
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     reply_clear(&r);
     return st == EG_EPROTO ? EG_EIO : st;
 }
@@ -181,7 +173,7 @@ static eg_status_t group_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg, char 
     r.created = created;
     if (effective)
         r.config_json = effective;
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     free(effective);
     return st == EG_EPROTO ? EG_EIO : st;
 }
@@ -297,7 +289,7 @@ eg_status_t callin_rpc_match(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     if (st != EG_OK)
         s.message = text;
     r.status = &s;
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     if (r.request)
         eg__call_in_request__free_unpacked(r.request, NULL);
     for (size_t i = 0; i < r.n_completed_ids; i++)

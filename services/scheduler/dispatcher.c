@@ -46,7 +46,7 @@ static void dispatch_service(dispatcher_t *d, const char *tenant, const char *se
                 eg_log_warn("dispatch of callback %s failed: %s", ids[i], eg_status_str(st));
             free(ids[i]);
         }
-    } while (n == DISPATCH_BATCH && !d->s->stopping);
+    } while (n == DISPATCH_BATCH && !atomic_load(&d->s->stopping));
     due_store_refresh(d->w.store, tenant, service);
 }
 
@@ -57,7 +57,7 @@ static int64_t dispatch_pass(dispatcher_t *d)
     size_t n = 0;
     if (due_store_next_batch(d->w.store, eg_now_ms(), 16, due, &n) != EG_OK)
         return 500;
-    for (size_t i = 0; i < n && !d->s->stopping; i++)
+    for (size_t i = 0; i < n && !atomic_load(&d->s->stopping); i++)
         dispatch_service(d, due[i].tenant, due[i].service);
     if (n)
         return 0;
@@ -99,7 +99,7 @@ static void *run(void *arg)
 {
     dispatcher_t *d = arg;
     int64_t last_full = eg_mono_ms();
-    while (!d->s->stopping) {
+    while (!atomic_load(&d->s->stopping)) {
         int64_t sleep_ms = dispatch_pass(d);
         int64_t repair_ms = repair_pass(d, &last_full);
         if (repair_ms < sleep_ms)

@@ -38,11 +38,7 @@ static void reply_send(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__GdprEraseReply *r, 
     s.code = (int32_t)st;
     s.message = (char *)(text ? text : "");
     r->status = &s;
-    size_t n = eg__gdpr_erase_reply__get_packed_size(r);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    eg__gdpr_erase_reply__pack(r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
+    eg_bus_reply(bus, msg, &r->base);
     r->status = NULL;
 }
 

@@ -115,15 +115,7 @@ static int hhmm_minutes(const char *s, bool end)
 /* Day number of "YYYY-MM-DD", or false. */
 static bool parse_date(const char *s, int64_t *day)
 {
-    char iso[32];
-    int64_t ms;
-    if (!s || strlen(s) != 10)
-        return false;
-    snprintf(iso, sizeof iso, "%sT00:00Z", s);
-    if (eg_time_parse_iso(iso, strlen(iso), &ms) != EG_OK)
-        return false;
-    *day = floor_div(ms, DAY_MS);
-    return true;
+    return s && eg_date_parse(s, strlen(s), day) == EG_OK;
 }
 
 static int span_cmp(const void *a, const void *b)

@@ -43,11 +43,7 @@ static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, eg_status_t st, const char
     r.status = &s;
     r.keys = keys;
     r.n_keys = nkeys;
-    size_t n = eg__key_reply__get_packed_size(&r);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    eg__key_reply__pack(&r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
+    eg_bus_reply(bus, msg, &r.base);
 }
 
 static eg_status_t validate(const Eg__KeyCreateRequest *req, char *err, size_t errlen)

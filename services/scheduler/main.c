@@ -88,29 +88,6 @@ static void register_metrics(sched_t *s, eg_metrics_t *m)
                              NULL, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
-/* Apply migrations; retried for a while so the scheduler may start before PostgreSQL. */
-static eg_status_t migrate(const eg_config_t *cfg)
-{
-    eg_status_t st = EG_EUNAVAIL;
-    for (int i = 0; i < 60 && st != EG_OK; i++) {
-        eg_pg_t *pg = NULL;
-        int applied = 0;
-        st = eg_pg_open(&pg, cfg->pg_dsn);
-        if (st == EG_OK)
-            st = eg_pg_migrate(pg, &applied);
-        if (st == EG_OK && applied)
-            eg_log_info("applied %d schema migration(s)", applied);
-        if (st != EG_OK) {
-            eg_log_warn("migrations failed (%s): %s; retrying", eg_status_str(st),
-                        pg ? eg_pg_error(pg) : "no connection");
-            struct timespec ts = {0, 500000000};
-            nanosleep(&ts, NULL);
-        }
-        eg_pg_close(pg);
-    }
-    return st;
-}
-
 static void on_due_wake(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
 {
     (void)bus;
@@ -146,7 +123,8 @@ int main(void)
     s.services = svc_registry_new();
     s.callin = callin_registry_new();
 
-    if (migrate(&cfg) != EG_OK) {
+    /* Retried for half a minute, so the service may start before PostgreSQL. */
+    if (eg_pg_migrate_retry(cfg.pg_dsn, 60, 500) != EG_OK) {
         eg_log_error("cannot apply schema migrations; giving up");
         goto out;
     }
@@ -186,7 +164,7 @@ int main(void)
     rc = 0;
 out:
     eg_service_quiesce(svc); /* no more HTTP; metrics stay until the threads are gone */
-    s.stopping = 1;
+    atomic_store(&s.stopping, true);
     dispatcher_stop(dispatcher);
     relay_stop(relay);   /* a last pass; what in-flight requests still write is relayed later */
     eg_bus_close(s.bus); /* drains: in-flight requests finish before connections close */

@@ -34,15 +34,6 @@
 #define MAX_AVAILABILITY_SLOTS 5000
 #define WEEK_MS (7LL * 86400000)
 
-static void respond(eg_bus_t *bus, eg_bus_msg_t *msg, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
-}
-
 /* Fill a Status for the reply; message copied into buf. */
 static Eg__Status *status_of(Eg__Status *s, eg_status_t st, char *buf, size_t len, const char *fmt,
                              const char *arg)
@@ -126,7 +117,7 @@ eg_status_t q_availability(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     r.timezone = (char *)hours_timezone(svc_registry_hours(svc));
     r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
 out:
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     for (size_t i = 0; i < r.n_slots; i++)
         free(r.slots[i]);
     free(r.slots);
@@ -181,7 +172,7 @@ static eg_status_t open_for_or_status(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
     }
     r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
 out:
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     if (svc)
         svc_registry_release(w->s->services, svc);
     eg__open_for_request__free_unpacked(req, NULL);
@@ -266,7 +257,7 @@ eg_status_t q_ewt(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         r.items[r.n_items++] = it;
     }
     r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     for (size_t i = 0; i < r.n_items; i++)
         free(r.items[i]);
     free(r.items);
@@ -359,7 +350,7 @@ eg_status_t q_stats(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         r.status = status_of(&status, EG_OK, text, sizeof text, NULL, NULL);
     else
         r.status = status_of(&status, st, text, sizeof text, "%s", why);
-    respond(bus, msg, &r.base);
+    eg_bus_reply(bus, msg, &r.base);
     for (size_t i = 0; i < r.n_services; i++)
         free(r.services[i]);
     free(r.services);

@@ -166,12 +166,7 @@ eg_status_t qstats_rpc_put(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     s.code = (int32_t)st;
     s.message = text;
     r.status = &s;
-    uint8_t buf[512];
-    size_t n = eg__status_reply__get_packed_size(&r);
-    if (n <= sizeof buf) {
-        eg__status_reply__pack(&r, buf);
-        eg_bus_respond(bus, msg, buf, n);
-    }
+    eg_bus_reply(bus, msg, &r.base);
     eg__queue_stats_request__free_unpacked(req, NULL);
     return st;
 }

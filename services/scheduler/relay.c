@@ -441,7 +441,7 @@ static void *run(void *arg)
     wake_t *w = &r->s->relay_wake;
     wake_names_t *got = eg_xmalloc(sizeof *got);
     r->todo.all = true; /* the first pass looks at every tenant */
-    while (!r->s->stopping) {
+    while (!atomic_load(&r->s->stopping)) {
         int64_t started = eg_mono_ms();
         relay_pass(r, false);
         int64_t now = eg_mono_ms(), timeout = r->last_full + RELAY_POLL_MS - now;
@@ -456,7 +456,7 @@ static void *run(void *arg)
         /* Woken by writers right after a pass: let them write a little more, so that the next
          * pass relays many events in one round trip per batch instead of one each. */
         int64_t since = eg_mono_ms() - started;
-        if (woken && since < RELAY_MIN_INTERVAL_MS && !r->s->stopping) {
+        if (woken && since < RELAY_MIN_INTERVAL_MS && !atomic_load(&r->s->stopping)) {
             sleep_ms(RELAY_MIN_INTERVAL_MS - since);
             wake_wait_names(w, 0, got);
             wake_names_merge(&r->todo, got);

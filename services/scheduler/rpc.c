@@ -1,6 +1,7 @@
 /* Decoding of bus requests, dispatch to the operation, encoding of the reply. Every request
  * gets an answer, even an undecodable one (EG_EPROTO), so the api never waits for a timeout
- * because of a bad message. */
+ * because of a bad message; every handler answers through eg_bus_reply, which turns an answer
+ * too large for the bus into an EG_ETOOBIG status rather than dropping it. */
 #include "queries.h"
 #include "rpc.h"
 
@@ -22,32 +23,6 @@
 #include "scheduler.h"
 #include "services.h"
 
-static void respond_status(eg_bus_t *bus, eg_bus_msg_t *msg, eg_status_t st, const char *text)
-{
-    /* Every reply message has Status as field 1, so a CallbackReply with only a status is a
-     * valid answer to any request. */
-    Eg__Status s = EG__STATUS__INIT;
-    s.code = (int32_t)st;
-    s.message = (char *)(text ? text : "");
-    Eg__CallbackReply r = EG__CALLBACK_REPLY__INIT;
-    r.status = &s;
-    uint8_t buf[1024];
-    size_t n = eg__callback_reply__get_packed_size(&r);
-    if (n > sizeof buf)
-        return;
-    eg__callback_reply__pack(&r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-}
-
-static void respond_callback(eg_bus_t *bus, eg_bus_msg_t *msg, Eg__CallbackReply *r)
-{
-    size_t n = eg__callback_reply__get_packed_size(r);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    eg__callback_reply__pack(r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
-}
-
 static eg_status_t handle_auth(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
 {
     Eg__AuthRequest *req =
@@ -67,12 +42,7 @@ static eg_status_t handle_auth(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
         r.rate_limit = res.rate_limit;
         r.key_id = key_id;
     }
-    uint8_t buf[512];
-    size_t n = eg__auth_reply__get_packed_size(&r);
-    if (n <= sizeof buf) {
-        eg__auth_reply__pack(&r, buf);
-        eg_bus_respond(bus, msg, buf, n);
-    }
+    eg_bus_reply(bus, msg, &r.base);
     eg__auth_request__free_unpacked(req, NULL);
     return (st == EG_EAUTH || st == EG_EPROTO) ? EG_OK : st;
 }
@@ -112,7 +82,7 @@ static eg_status_t handle_callback_op(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
             cb_cancel(w, req, &r);
         eg__id_request__free_unpacked(req, NULL);
     }
-    respond_callback(bus, msg, &r);
+    eg_bus_reply(bus, msg, &r.base);
     eg_status_t st = (eg_status_t)r.status->code;
     cb_reply_clear(&r);
     return st == EG_EPROTO ? EG_EIO : st; /* answered: not "undecodable" */
@@ -157,11 +127,7 @@ static eg_status_t handle_service(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg,
     r.created = created;
     if (effective)
         r.config_json = effective;
-    size_t n = eg__service_reply__get_packed_size(&r);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    eg__service_reply__pack(&r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
+    eg_bus_reply(bus, msg, &r.base);
     free(effective);
     return st == EG_EPROTO ? EG_EIO : st;
 }
@@ -196,11 +162,7 @@ static eg_status_t handle_find(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg)
     Eg__FindReply r = EG__FIND_REPLY__INIT;
     cb_find(w, req, &r);
     eg__find_request__free_unpacked(req, NULL);
-    size_t n = eg__find_reply__get_packed_size(&r);
-    uint8_t *buf = eg_xmalloc(n ? n : 1);
-    eg__find_reply__pack(&r, buf);
-    eg_bus_respond(bus, msg, buf, n);
-    free(buf);
+    eg_bus_reply(bus, msg, &r.base);
     eg_status_t st = (eg_status_t)r.status->code;
     for (size_t i = 0; i < r.n_callbacks; i++)
         eg__callback__free_unpacked(r.callbacks[i], NULL);
@@ -277,7 +239,7 @@ void rpc_handle(eg_bus_t *bus, eg_bus_msg_t *msg, void *arg)
 
     if (st == EG_EPROTO) {
         eg_log_warn("request on %s could not be decoded", subject);
-        respond_status(bus, msg, st, "request could not be decoded");
+        eg_bus_reply_status(bus, msg, st, "request could not be decoded");
     }
     if (st == EG_EIO || st == EG_EUNAVAIL || st == EG_EINTERNAL || st == EG_EPROTO)
         eg_counter_inc(w->s->errors);

@@ -6,7 +6,7 @@
 #include "engage/bus.h"
 #include "scheduler.h"
 
-/** A request handler. It decodes the request from msg, answers with eg_bus_respond (any reply
+/** A request handler. It decodes the request from msg, answers with eg_bus_reply (any reply
  *  message whose field 1 is a Status), and returns the status it answered. It returns EG_EPROTO
  *  only when it could not decode the request and did NOT answer: rpc_handle then answers. */
 typedef eg_status_t (*rpc_fn)(worker_t *w, eg_bus_t *bus, eg_bus_msg_t *msg);

@@ -38,7 +38,7 @@ typedef struct {
     /** ENGAGE_RECOVERY_INTERVAL_S: how often the dispatcher re-checks every service's outbox and
      *  due index (dispatcher_recover) */
     int64_t recovery_interval_ms;
-    volatile int stopping;
+    atomic_bool stopping; /**< set by main at shutdown; the dispatcher and relay loops read it */
 } sched_t;
 
 /** One per request-handling thread: its own Redis and PostgreSQL connections. */

@@ -10,22 +10,9 @@
 #include <string.h>
 
 #include "engage/mem.h"
+#include "engage/names.h"
 #include "engage/timeutil.h"
 #include "engage/tz.h"
-
-bool svc_name_valid(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n < 1 || n > SVC_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
 
 /* Read an optional integer field in [min, max]; absent keeps *out. */
 static eg_status_t int_field(const eg_json_t *obj, const char *key, const char *path, long min,
@@ -142,12 +129,8 @@ static eg_status_t hours_valid(const eg_json_t *bh, char *err, size_t errlen)
 /* "YYYY-MM-DD", a real calendar date. */
 static bool date_valid(const char *s)
 {
-    char iso[32];
-    int64_t ms;
-    if (!s || strlen(s) != 10)
-        return false;
-    snprintf(iso, sizeof iso, "%sT00:00Z", s);
-    return eg_time_parse_iso(iso, strlen(iso), &ms) == EG_OK;
+    int64_t day;
+    return s && eg_date_parse(s, strlen(s), &day) == EG_OK;
 }
 
 static eg_status_t days_valid(const eg_json_t *root, char *err, size_t errlen)
@@ -309,8 +292,8 @@ eg_status_t svc_config_parse(const char *name, const char *text, size_t len, svc
     memset(cfg, 0, sizeof *cfg);
     eg_status_t st = EG_EINVAL;
     char jerr[160], when_closed[16] = "wait";
-    if (!svc_name_valid(name)) {
-        snprintf(err, errlen, "service name must be 1-64 characters of A-Z a-z 0-9 _ . -");
+    if (!eg_name_valid(name)) {
+        snprintf(err, errlen, "service name must be " EG_NAME_RULE);
         return EG_EINVAL;
     }
     snprintf(cfg->name, sizeof cfg->name, "%s", name);

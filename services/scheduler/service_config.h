@@ -7,9 +7,10 @@
 #include <stdint.h>
 
 #include "engage/json.h"
+#include "engage/names.h"
 #include "engage/status.h"
 
-#define SVC_NAME_MAX 64
+#define SVC_NAME_MAX EG_NAME_MAX /**< service names follow lib's name rule (names.h) */
 
 typedef struct {
     char name[SVC_NAME_MAX + 1];
@@ -33,9 +34,6 @@ typedef struct {
     bool complete_when_closed;
     eg_json_t *raw; /**< the validated input (owned), kept for the weekly tables */
 } svc_config_t;
-
-/** True when name is a valid service name: 1-64 of [A-Za-z0-9_.-]. */
-bool svc_name_valid(const char *name);
 
 /** Parse and validate text into cfg (defaults for absent fields). On failure returns EG_EINVAL
  *  with a message naming the field and the rule in err. cfg->raw owned by cfg. */

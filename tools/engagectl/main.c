@@ -27,6 +27,7 @@
 #include "engage/ids.h"
 #include "engage/json.h"
 #include "engage/keys.h"
+#include "engage/names.h"
 #include "engage/pg.h"
 #include "engage/sizing.h"
 
@@ -261,6 +262,12 @@ static int config_cmd(const opts_t *o, const char *collection)
     bool del = o->nargs == 3 && strcmp(verb, "delete") == 0;
     if (!put && !get && !del)
         return usage();
+    /* The server applies the same rule; checking it here also keeps a name like "../keys" from
+     * turning into another path of the admin API. */
+    if (!eg_name_valid(o->args[2])) {
+        fprintf(stderr, "engagectl: NAME must be " EG_NAME_RULE "\n");
+        return 2;
+    }
     if (!have_admin_key(o))
         return 2;
     size_t len = 0;

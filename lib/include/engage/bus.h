@@ -41,8 +41,33 @@ const char *eg_bus_msg_subject(const eg_bus_msg_t *msg);
 /** The correlation id header, or NULL. Borrowed, valid during the handler. */
 const char *eg_bus_msg_corr_id(const eg_bus_msg_t *msg);
 
-/** Answer a request (no-op status EG_EINVAL when msg has no reply subject). */
+/** Answer a request with raw bytes (no-op status EG_EINVAL when msg has no reply subject).
+ *  Request handlers answer with eg_bus_reply instead, which never drops an answer silently. */
 eg_status_t eg_bus_respond(eg_bus_t *bus, const eg_bus_msg_t *msg, const void *data, size_t len);
+
+struct ProtobufCMessage; /* protobuf-c's; the generated Eg__*Reply types start with one */
+
+/** Answer a request with a reply message m (borrowed): any message of proto/engage.proto whose
+ *  field 1 is its Eg__Status, as every reply there is. m is packed into a buffer of exactly its
+ *  packed size. When that is larger than the bus allows (eg_bus_set_reply_max, else the
+ *  server's max_payload), or the server refuses it as too large, the asker gets a reply holding
+ *  only the status EG_ETOOBIG with a message naming both sizes instead, and one warning is
+ *  logged with the subject and the size: it hears at once instead of waiting out its timeout.
+ *  Returns EG_OK when m was sent; EG_ETOOBIG when the error reply went instead; EG_EINVAL when
+ *  msg has no reply subject; else the bus's failure (EG_EUNAVAIL while disconnected), logged.
+ *  Thread-safe, like eg_bus_respond. */
+eg_status_t eg_bus_reply(eg_bus_t *bus, const eg_bus_msg_t *msg, const struct ProtobufCMessage *m);
+
+/** Answer with a reply holding only a status: code st and message text (borrowed; NULL = ""),
+ *  a valid answer to any request (every reply has its Status as field 1). Returns as
+ *  eg_bus_reply. */
+eg_status_t eg_bus_reply_status(eg_bus_t *bus, const eg_bus_msg_t *msg, eg_status_t st,
+                                const char *text);
+
+/** Lower the largest answer eg_bus_reply sends to max bytes (0, the default: the server's
+ *  max_payload, 1 MiB unless configured). A limit above the server's has no effect. For tests,
+ *  and to refuse huge answers early. Thread-safe. */
+void eg_bus_set_reply_max(eg_bus_t *bus, size_t max);
 
 /** Publish on core NATS (fire and forget). corr_id may be NULL. */
 eg_status_t eg_bus_publish(eg_bus_t *bus, const char *subject, const void *data, size_t len,

@@ -13,7 +13,9 @@
 typedef struct eg_http_server eg_http_server_t;
 typedef struct eg_http_req eg_http_req_t;
 
-/** A handler; it must send exactly one reply. Its return value is the HTTP status it sent. */
+/** A handler; it must send exactly one reply (one that sends none gets a 500 envelope sent for
+ *  it). Its return value is not used: the status actually sent is recorded in the request by
+ *  the reply functions, and whoever counts or logs it reads eg_http_status_sent. */
 typedef int (*eg_http_handler_fn)(eg_http_req_t *req, void *arg);
 
 typedef struct {
@@ -68,5 +70,8 @@ void eg_http_reply_json(eg_http_req_t *req, int code, const eg_json_t *body);
 void eg_http_reply_envelope(eg_http_req_t *req, int code, const char *message, eg_json_t *data);
 /** The envelope for an error status: code from eg_status_http(st), plus "subCode" naming st. */
 void eg_http_reply_error(eg_http_req_t *req, eg_status_t st, const char *message);
+/** The HTTP status of the reply sent for req (the first one: a second is refused), 0 while none
+ *  has been sent. The one source of truth for metrics and log lines about the request. */
+int eg_http_status_sent(const eg_http_req_t *req);
 
 #endif

@@ -52,6 +52,12 @@ eg_status_t eg_pg_rollback(eg_pg_t *pg);
  *  under a session advisory lock so concurrent starters wait and then find nothing to do.
  *  Applied versions are recorded in schema_migrations. *applied (may be NULL) = how many ran. */
 eg_status_t eg_pg_migrate(eg_pg_t *pg, int *applied);
+/** Apply the migrations at a service's start: open a connection of its own to dsn (borrowed),
+ *  eg_pg_migrate, close; up to tries times, delay_ms apart, so the service may start before
+ *  PostgreSQL does. Logs how many migrations ran and each failed try (a warning; the caller
+ *  says what giving up means). EG_OK, or the last try's status (EG_EUNAVAIL when PostgreSQL never
+ * answered). */
+eg_status_t eg_pg_migrate_retry(const char *dsn, int tries, int delay_ms);
 /** The highest migration version built into this binary. */
 int eg_pg_migrations_latest(void);
 

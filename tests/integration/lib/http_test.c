@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,21 @@ static int h_full(eg_http_req_t *req, void *arg)
     return 429;
 }
 
+/* What eg_http_status_sent said before the reply, after it, and after a refused second one. */
+static atomic_int seen_before = -1, seen_after = -1, seen_after_second = -1;
+
+/* Sends 429 but returns 200: the status sent is the one the request records. */
+static int h_status(eg_http_req_t *req, void *arg)
+{
+    (void)arg;
+    atomic_store(&seen_before, eg_http_status_sent(req));
+    eg_http_reply_error(req, EG_EFULL, "slot is full");
+    atomic_store(&seen_after, eg_http_status_sent(req));
+    eg_http_reply(req, 200, "text/plain", "again", 5);
+    atomic_store(&seen_after_second, eg_http_status_sent(req));
+    return 200;
+}
+
 static int h_slow(eg_http_req_t *req, void *arg)
 {
     struct timespec ts = {1, 500 * 1000000L};
@@ -147,6 +163,7 @@ static void start(bool keep_alive)
     eg_http_route(srv, "/noreply", h_noreply, NULL);
     eg_http_route(srv, "/full", h_full, NULL);
     eg_http_route(srv, "/slow", h_slow, NULL);
+    eg_http_route(srv, "/status", h_status, NULL);
 }
 
 static void setup(void)
@@ -357,6 +374,23 @@ Test(http, error_reply_maps_status_and_keeps_added_headers, .init = setup, .fini
     cr_assert_str_eq(jstr(st, "message"), "slot is full");
     eg_json_free(o);
     eg_http_resp_free(&r);
+}
+
+/* The request records the status it was answered with; metrics (services/api/main.c) read it
+ * there, so what they count is what the client got, whatever the handler returns. */
+Test(http, the_status_sent_is_recorded_in_the_request, .init = setup, .fini = teardown)
+{
+    eg_http_resp_t r = get("/status");
+    cr_assert_eq(r.status, 429);
+    eg_http_resp_free(&r);
+    /* The client may have its answer before the handler has returned: wait for it. */
+    for (int i = 0; i < 200 && atomic_load(&seen_after_second) == -1; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(atomic_load(&seen_before), 0, "a status before any reply");
+    cr_assert_eq(atomic_load(&seen_after), 429);
+    cr_assert_eq(atomic_load(&seen_after_second), 429, "the refused second reply overwrote it");
 }
 
 Test(http, handler_without_reply_gets_a_500_envelope, .init = setup, .fini = teardown)

@@ -417,6 +417,30 @@ Test(pg, unreachable_is_unavailable)
     cr_assert_null(pg);
 }
 
+/* What the scheduler and the archiver run at start: migrate over a connection of its own. */
+Test(pg, migrate_retry_applies_the_schema_and_gives_up_on_an_unreachable_server)
+{
+    schema_t sc;
+    fresh_schema(&sc);
+    cr_assert_eq(eg_pg_migrate_retry(sc.dsn, 3, 10), EG_OK);
+    eg_pg_t *pg = open_dsn(sc.dsn);
+    cr_assert_eq(query_long(pg, "SELECT max(version) FROM schema_migrations", 0, NULL),
+                 eg_pg_migrations_latest());
+    eg_pg_close(pg);
+    cr_assert_eq(eg_pg_migrate_retry(sc.dsn, 1, 10), EG_OK, "a second start has nothing to do");
+    drop_schema(&sc);
+
+    char dsn[256];
+    snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d dbname=engage connect_timeout=3",
+             closed_port());
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(eg_pg_migrate_retry(dsn, 3, 200), EG_EUNAVAIL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert(waited >= 0.35, "3 tries 200 ms apart took only %.3f s", waited);
+}
+
 Test(pg, reconnects_outside_transaction)
 {
     schema_t sc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engage/json.h"
+#include "engage/userdata.h"
 #include "leakcheck.h"
 #include "validate.h"
 
@@ -153,7 +154,7 @@ ParameterizedTest(size_t *i, validate, malformed_create_bodies)
     const char *text = c->body;
 
     if (c->gen == GEN_BIG_USER_DATA)
-        text = body = body_with_user_data(API_MAX_USER_DATA + 1);
+        text = body = body_with_user_data(EG_USER_DATA_MAX + 1);
     else if (c->gen == GEN_DEPTH_17)
         text = body = body_of_depth(API_MAX_JSON_DEPTH + 1);
     eg_status_t st = api_parse_create(text, strlen(text), &req, err, sizeof err);
@@ -170,10 +171,10 @@ Test(validate, user_data_of_exactly_100_kb_is_accepted)
 {
     Eg__CreateRequest req;
     char err[512] = "";
-    char *body = body_with_user_data(API_MAX_USER_DATA);
+    char *body = body_with_user_data(EG_USER_DATA_MAX);
 
     cr_assert_eq(api_parse_create(body, strlen(body), &req, err, sizeof err), EG_OK, "%s", err);
-    cr_assert_eq(strlen(req.user_data_json), API_MAX_USER_DATA);
+    cr_assert_eq(strlen(req.user_data_json), EG_USER_DATA_MAX);
     api_create_request_clear(&req);
     free(body);
     eg_assert_no_leaks();
@@ -342,35 +343,4 @@ Test(validate, parse_id_refusals_name_the_field)
                   bad[i].body, bad[i].field, err);
     }
     eg_assert_no_leaks();
-}
-
-/* ---- api_phone_valid ---- */
-
-Test(validate, phone_valid_accepts_e164)
-{
-    const char *ok[] = {"+15551234567",  "+12345678",   "+123456789012345",
-                        "+447911123456", "+4930123456", "+9999999999"};
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        cr_assert(api_phone_valid(ok[i]), "'%s' refused", ok[i]);
-}
-
-Test(validate, phone_valid_refuses_the_rest)
-{
-    const char *bad[] = {NULL,
-                         "",
-                         "+",
-                         "15551234567",
-                         "+1234567",          /* 7 digits */
-                         "+1234567890123456", /* 16 digits */
-                         "+05551234567",
-                         "++15551234567",
-                         "+1555123456a",
-                         "+1 5551234567",
-                         "+1-555-123-4567",
-                         "+15551234567 ",
-                         " +15551234567",
-                         "+1555\n1234567",
-                         "+١٢٣٤٥٦٧٨٩"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert_not(api_phone_valid(bad[i]), "'%s' accepted", bad[i] ? bad[i] : "(null)");
 }

@@ -1,4 +1,5 @@
-/* The E.164 rule shared by the API and the voice stream. */
+/* The E.164 rule shared by every entry point: the v3 and admin APIs, the voice stream, call-in
+ * groups. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -6,7 +7,8 @@
 
 Test(phone, accepts_plus_and_8_to_15_digits)
 {
-    const char *ok[] = {"+15551234567", "+12345678", "+123456789012345", "+4930123456"};
+    const char *ok[] = {"+15551234567",  "+12345678",   "+123456789012345",
+                        "+447911123456", "+4930123456", "+9999999999"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         cr_expect(eg_phone_valid(ok[i]), "'%s' refused", ok[i]);
         cr_expect(eg_phone_valid_n(ok[i], strlen(ok[i])), "'%s' refused as a view", ok[i]);
@@ -25,7 +27,11 @@ Test(phone, refuses_everything_else)
                          "+1555 1234567",
                          "+1555-123-4567",
                          "+1555123456a",
-                         "++15551234567"};
+                         "++15551234567",
+                         "+15551234567 ",
+                         " +15551234567",
+                         "+1555\n1234567",
+                         "+\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6\xd9\xa7\xd9\xa8"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect_not(eg_phone_valid(bad[i]), "'%s' accepted", bad[i] ? bad[i] : "(null)");
 }

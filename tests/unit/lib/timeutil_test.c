@@ -224,3 +224,81 @@ Test(timeutil, mono_never_goes_back_and_measures_sleep)
     int64_t b = eg_mono_ms();
     cr_assert_geq(b - a, 19);
 }
+
+/* ---- civil dates: the one calendar of the code (lib/tz.c, the archiver's partitions, the
+ * scheduler's holidays count days with it) ---- */
+
+Test(timeutil, day_numbers_of_known_dates)
+{
+    cr_assert_eq(eg_days_from_civil(1970, 1, 1), 0);
+    cr_assert_eq(eg_days_from_civil(1969, 12, 31), -1);
+    cr_assert_eq(eg_days_from_civil(2000, 3, 1), 11017);
+    cr_assert_eq(eg_days_from_civil(2026, 11, 28), T_2026_11_28_19 / 86400000);
+    cr_assert_eq(eg_days_from_civil(1900, 1, 1), -25567);
+    /* A day past the month's end counts on (lib/tz.c adds days to the first of the month). */
+    cr_assert_eq(eg_days_from_civil(2024, 2, 30), eg_days_from_civil(2024, 3, 1));
+    cr_assert_eq(eg_days_from_civil(2023, 12, 32), eg_days_from_civil(2024, 1, 1));
+}
+
+/* Against the C library's calendar (gmtime_r), day by day from 1600 to 2400. */
+Test(timeutil, civil_dates_agree_with_gmtime_and_round_trip)
+{
+    for (int64_t day = -135140; day <= 157000; day++) {
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        cr_assert_not_null(gmtime_r(&t, &tm));
+        int64_t y;
+        int m, d;
+        eg_civil_from_days(day, &y, &m, &d);
+        if (y != tm.tm_year + 1900 || m != tm.tm_mon + 1 || d != tm.tm_mday)
+            cr_assert_fail("day %lld: %lld-%d-%d, gmtime says %d-%d-%d", (long long)day,
+                           (long long)y, m, d, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        if (eg_days_from_civil(y, m, d) != day)
+            cr_assert_fail("day %lld does not round-trip", (long long)day);
+    }
+}
+
+Test(timeutil, days_in_month_follow_the_gregorian_leap_rule)
+{
+    const int want[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int m = 1; m <= 12; m++)
+        cr_expect_eq(eg_days_in_month(2025, m), want[m - 1], "2025-%02d", m);
+    cr_expect_eq(eg_days_in_month(2024, 2), 29);
+    cr_expect_eq(eg_days_in_month(2000, 2), 29, "divisible by 400");
+    cr_expect_eq(eg_days_in_month(1900, 2), 28, "divisible by 100, not 400");
+    cr_expect_eq(eg_days_in_month(2100, 2), 28);
+}
+
+static eg_status_t date(const char *s, int64_t *day)
+{
+    return eg_date_parse(s, strlen(s), day);
+}
+
+Test(timeutil, date_parse_gives_the_day_number_of_real_dates)
+{
+    int64_t day = 0;
+    cr_assert_eq(date("1970-01-01", &day), EG_OK);
+    cr_assert_eq(day, 0);
+    cr_assert_eq(date("2024-02-29", &day), EG_OK);
+    cr_assert_eq(day, eg_days_from_civil(2024, 2, 29));
+    cr_assert_eq(date("1969-12-31", &day), EG_OK);
+    cr_assert_eq(day, -1);
+    cr_assert_eq(date("2026-12-31", &day), EG_OK);
+    cr_assert_eq(day, eg_days_from_civil(2026, 12, 31));
+}
+
+Test(timeutil, date_parse_refuses_what_is_not_a_date)
+{
+    const char *bad[] = {
+        "",           "2025-02-29",        "2100-02-29",  "2026-04-31",  "2026-13-01",
+        "2026-00-10", "2026-01-00",        "2026-1-01",   "2026-01-1",   "26-01-01",
+        "2026/01/01", "2026-01-01T00:00Z", "2026-01-01 ", " 2026-01-01", "2026-0a-01"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t day = 4242;
+        cr_expect_eq(date(bad[i], &day), EG_EINVAL, "'%s' accepted", bad[i]);
+        cr_expect_eq(day, 4242, "'%s' wrote the day", bad[i]);
+    }
+    int64_t day = 0;
+    cr_expect_eq(eg_date_parse("2026-01-019", 10, &day), EG_OK, "len bounds the text");
+    cr_expect_eq(eg_date_parse(NULL, 10, &day), EG_EINVAL);
+}

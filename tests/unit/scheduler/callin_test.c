@@ -208,17 +208,3 @@ Test(callin_config, no_callback_service_means_no_member)
     free(text);
     callin_config_free(&cfg);
 }
-
-Test(callin_phone, e164_rule)
-{
-    cr_expect(callin_phone_valid("+18005550100"));
-    cr_expect(callin_phone_valid("+12345678"), "8 digits");
-    cr_expect(callin_phone_valid("+123456789012345"), "15 digits");
-    cr_expect(!callin_phone_valid("+1234567"), "7 digits");
-    cr_expect(!callin_phone_valid("+1234567890123456"), "16 digits");
-    cr_expect(!callin_phone_valid("+01234567890"), "leading 0");
-    cr_expect(!callin_phone_valid("18005550100"), "no +");
-    cr_expect(!callin_phone_valid("+1 800 555 0100"), "spaces");
-    cr_expect(!callin_phone_valid(NULL));
-    cr_expect(!callin_phone_valid(""));
-}

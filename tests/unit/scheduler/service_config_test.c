@@ -316,36 +316,6 @@ Test(service_config, unknown_fields_are_ignored)
 
 /* ---- names ---- */
 
-Test(service_config, service_names)
-{
-    const char *ok[] = {"sales", "Sales_EU-1.v2", "a", "0",
-                        "abcdefghij"
-                        "abcdefghij"
-                        "abcdefghij"
-                        "abcdefghij"
-                        "abcdefghij"
-                        "abcdefghij"
-                        "abcd"};
-    const char *bad[] = {NULL,
-                         "",
-                         "sales team",
-                         "a/b",
-                         "a:b",
-                         "caf\xc3\xa9",
-                         "x\n",
-                         "abcdefghij"
-                         "abcdefghij"
-                         "abcdefghij"
-                         "abcdefghij"
-                         "abcdefghij"
-                         "abcdefghij"
-                         "abcde"};
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        cr_assert(svc_name_valid(ok[i]), "'%s' refused", ok[i]);
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert_not(svc_name_valid(bad[i]), "'%s' accepted", bad[i] ? bad[i] : "(null)");
-}
-
 Test(service_config, parse_refuses_an_invalid_service_name)
 {
     const char *bad[] = {"", "sales team", "../etc", "a*"};
