@@ -12,6 +12,8 @@
 #      What a local holds is checked where the scripts run: with ENGAGE_STORE_CHECK_KEYS=1
 #      (make test sets it for the services and the tests) lib/store runs every script with a
 #      redis.call that refuses any key not among the script's KEYS.
+#   4. In the scheduler only the store modules (*_store.c, queue_stats.c) send commands
+#      (eg_store_command, _pipeline, _eval, _script_add): the rest call their typed functions.
 # Exits 1 and names each offence with its file and line.
 set -euo pipefail
 
@@ -25,6 +27,14 @@ trap 'rm -rf "$TMP"' EXIT
 if grep -rn --include='*.c' --include='*.h' 'redis\.p\?call' services lib tools >"$TMP/c.txt"; then
     echo "Lua in C source (move it into a .lua file beside the code):"
     sed 's/^/  /' "$TMP/c.txt"
+    bad=1
+fi
+
+# 4. Commands only from the scheduler's store modules.
+if grep -n -E 'eg_store_(command|pipeline|eval|script_add)\(' services/scheduler/*.c |
+    grep -v -E '^services/scheduler/([a-z_]+_store|queue_stats|store_keys)\.c:' >"$TMP/st.txt"; then
+    echo "Redis commands outside the scheduler's store modules (add a typed function there):"
+    sed 's/^/  /' "$TMP/st.txt"
     bad=1
 fi
 

@@ -60,10 +60,10 @@
 #include "engage/stream.h"
 #include "engage/subjects.h"
 #include "engage/timeutil.h"
+#include "outbox_store.h"
 #include "store_keys.h"
 
 #define RELAY_POLL_MS 2000
-#define RELAY_BATCH 256
 #define RELAY_ROUNDS 16
 #define RELAY_MIN_INTERVAL_MS 5
 #define RELAY_BACKOFF_MIN_MS 50
@@ -210,61 +210,6 @@ static eg_status_t publish_batch(relay_t *r, const char *tenant, const eg_stream
     return st;
 }
 
-/* One round trip: optionally SADD or SREM the tenant in the pending set, XDEL acknowledged
- * entries, and read the next batch (into *next, when read). Commands run in this order. */
-typedef struct {
-    const char *tenant, *k_out;
-    bool sadd, srem, read;
-    const char **del;
-    size_t ndel;
-} step_t;
-
-static eg_status_t run_step(relay_t *r, const step_t *p, eg_stream_batch_t *next)
-{
-    const char *sadd[] = {"SADD", STORE_KEY_OUTBOX_PENDING, p->tenant};
-    const char *srem[] = {"SREM", STORE_KEY_OUTBOX_PENDING, p->tenant};
-    eg_stream_cmd_t range = {0}, xdel = {0};
-    const char *const *cmds[4];
-    int argcs[4];
-    size_t n = 0, read_at = 4;
-    eg_reply_t *replies[4] = {NULL};
-    if (p->sadd) {
-        cmds[n] = sadd;
-        argcs[n++] = 3;
-    }
-    if (p->srem) {
-        cmds[n] = srem;
-        argcs[n++] = 3;
-    }
-    if (p->ndel) {
-        eg_stream_cmd_del(p->k_out, p->del, p->ndel, &xdel);
-        cmds[n] = xdel.argv;
-        argcs[n++] = xdel.argc;
-    }
-    if (p->read) {
-        read_at = n;
-        eg_stream_cmd_range(p->k_out, RELAY_BATCH, &range);
-        cmds[n] = range.argv;
-        argcs[n++] = range.argc;
-    }
-    eg_status_t st = eg_store_pipeline(r->store, n, argcs, cmds, replies);
-    for (size_t i = 0; i < n && st == EG_OK; i++) {
-        if (replies[i]->type == EG_REPLY_ERROR) {
-            eg_log_error("relay of tenant %s: %s: %s", p->tenant, cmds[i][0], replies[i]->str);
-            st = EG_EPROTO;
-        }
-    }
-    if (st == EG_OK && p->read) {
-        st = eg_stream_parse_range(replies[read_at], next); /* takes the reply */
-        replies[read_at] = NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        eg_reply_free(replies[i]);
-    eg_stream_cmd_free(&xdel);
-    eg_stream_cmd_free(&range);
-    return st;
-}
-
 typedef enum { DRAIN_DONE, DRAIN_MORE, DRAIN_FAILED } drain_t;
 
 /* Relay one tenant's outbox: up to RELAY_ROUNDS batches, then DRAIN_MORE when entries may be
@@ -272,20 +217,20 @@ typedef enum { DRAIN_DONE, DRAIN_MORE, DRAIN_FAILED } drain_t;
 static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_status_t *why)
 {
     char *k_out = store_key(STORE_OUTBOX, tenant, NULL);
-    step_t step = {.tenant = tenant, .k_out = k_out, .read = true};
+    outbox_step_t step = {.tenant = tenant, .k_out = k_out, .read = true};
     eg_stream_batch_t rep = {0};
     bool checked = false; /* rep was read right after our SREM */
     bool removed = false; /* our SREM took the tenant out of the set, and entries were left */
     drain_t result = DRAIN_DONE;
-    eg_status_t st = run_step(r, &step, &rep);
+    eg_status_t st = outbox_store_step(r->store, &step, &rep);
     for (int round = 0; st == EG_OK; round++) {
         if (rep.n == 0) {
             if (checked || !listed)
                 break;
             /* Listed but empty: leave the pending set, and look once more after the SREM. */
             eg_stream_batch_clear(&rep);
-            step = (step_t){.tenant = tenant, .k_out = k_out, .srem = true, .read = true};
-            st = run_step(r, &step, &rep);
+            step = (outbox_step_t){.tenant = tenant, .k_out = k_out, .srem = true, .read = true};
+            st = outbox_store_step(r->store, &step, &rep);
             checked = true;
             removed = st == EG_OK && rep.n > 0;
             continue;
@@ -302,16 +247,16 @@ static drain_t drain_tenant(relay_t *r, const char *tenant, bool listed, eg_stat
          * leaves the pending set in this round trip, its read being the re-check; a hinted one
          * only acknowledges (it stays in the set until the next listing, and a write meanwhile
          * brings its own hint). */
-        bool last = go_on && n < RELAY_BATCH && !wake_has_name(&r->s->relay_wake, tenant);
-        step = (step_t){.tenant = tenant,
-                        .k_out = k_out,
-                        .sadd = removed && !(last && listed),
-                        .srem = last && listed,
-                        .read = go_on && !(last && !listed),
-                        .del = del,
-                        .ndel = ndel};
+        bool last = go_on && n < OUTBOX_BATCH && !wake_has_name(&r->s->relay_wake, tenant);
+        step = (outbox_step_t){.tenant = tenant,
+                               .k_out = k_out,
+                               .sadd = removed && !(last && listed),
+                               .srem = last && listed,
+                               .read = go_on && !(last && !listed),
+                               .del = del,
+                               .ndel = ndel};
         eg_stream_batch_t next = {0};
-        st = run_step(r, &step, &next);
+        st = outbox_store_step(r->store, &step, &next);
         if (st == EG_OK)
             eg_counter_add(r->s->relayed, ndel);
         free(del);
@@ -380,35 +325,30 @@ static void relay_pass(relay_t *r, bool final_pass)
         return;
     }
     bool full = final_pass || r->todo.all || now - r->last_full >= RELAY_POLL_MS;
-    eg_reply_t *members = NULL;
+    outbox_tenants_t members = {0};
     bool failed = false, go_on = true;
     if (full) {
-        const char *smembers[] = {"SMEMBERS", STORE_KEY_OUTBOX_PENDING};
-        eg_status_t st = eg_store_command(r->store, 2, smembers, NULL, &members);
+        eg_status_t st = outbox_store_pending(r->store, &members);
         r->last_full = now;
-        if (st != EG_OK || members->type != EG_REPLY_ARRAY) {
-            eg_log_warn("relay: cannot list %s: %s", STORE_KEY_OUTBOX_PENDING,
-                        st == EG_OK ? "unexpected reply" : eg_status_str(st));
-            eg_reply_free(members);
-            members = NULL;
+        if (st != EG_OK) {
+            eg_log_warn("relay: cannot list %s: %s", STORE_KEY_OUTBOX_PENDING, eg_status_str(st));
             wake_names_merge(&r->retry, &r->todo);
             r->retry.all = true;
             failed = true;
             go_on = false;
         }
     }
-    for (size_t i = 0; go_on && members && i < members->elements; i++) {
-        const char *t = members->element[i]->str;
-        if (members->element[i]->type != EG_REPLY_STRING || wake_names_has(&r->retry, t))
+    for (size_t i = 0; go_on && i < members.n; i++) {
+        const char *t = members.name[i];
+        if (wake_names_has(&r->retry, t))
             continue;
         go_on = relay_one(r, t, true, &failed);
     }
     for (size_t i = 0; go_on && i < r->todo.n; i++) {
         const char *t = r->todo.name[i];
         bool done = false;
-        for (size_t k = 0; members && k < members->elements && !done; k++)
-            done = members->element[k]->type == EG_REPLY_STRING &&
-                   strcmp(members->element[k]->str, t) == 0;
+        for (size_t k = 0; k < members.n && !done; k++)
+            done = strcmp(members.name[k], t) == 0;
         if (done || wake_names_has(&r->retry, t))
             continue; /* relayed above, or waiting for its retry */
         go_on = relay_one(r, t, false, &failed);
@@ -416,7 +356,7 @@ static void relay_pass(relay_t *r, bool final_pass)
     if (!go_on) /* the tenants not reached wait too */
         for (size_t i = 0; i < r->todo.n; i++)
             wake_names_add(&r->retry, r->todo.name[i]);
-    eg_reply_free(members);
+    outbox_tenants_free(&members);
     names_clear(&r->todo);
 
     if (!r->retry.n && !r->retry.all) {
