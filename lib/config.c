@@ -42,13 +42,75 @@ bool eg_config_bool(const char *name, bool def)
            strcasecmp(v, "on") == 0;
 }
 
+/* The credentials part ("[user]:password@") of a redis:// URL, or "" (malloc'd). */
+static char *url_credentials(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return eg_xstrdup("");
+    p += 3;
+    const char *at = NULL;
+    for (const char *c = p; *c && *c != '/' && *c != '?'; c++)
+        if (*c == '@')
+            at = c;
+    return at ? eg_xstrndup(p, (size_t)(at - p + 1)) : eg_xstrdup("");
+}
+
+char *eg_config_redis_target(const char *prefix, const char *def)
+{
+    char name[96], cluster[96], sentinels[96], master[96], minrep[96], wait[96];
+    snprintf(name, sizeof name, "%s_URL", prefix);
+    snprintf(cluster, sizeof cluster, "%s_CLUSTER", prefix);
+    snprintf(sentinels, sizeof sentinels, "%s_SENTINELS", prefix);
+    snprintf(master, sizeof master, "%s_MASTER", prefix);
+    snprintf(minrep, sizeof minrep, "%s_MIN_REPLICAS", prefix);
+    snprintf(wait, sizeof wait, "%s_WAIT_MS", prefix);
+    const char *url = eg_config_str(name, NULL);
+    const char *seeds = eg_config_str(cluster, NULL);
+    const char *sent = eg_config_str(sentinels, NULL);
+    if (!url && !seeds && !sent && def)
+        return eg_xstrdup(def);
+    /* The voice platform's Redis takes Engage's replica settings unless it has its own. */
+    const char *mr = eg_config_str(minrep, eg_config_str("ENGAGE_REDIS_MIN_REPLICAS", NULL));
+    const char *wm = eg_config_str(wait, eg_config_str("ENGAGE_REDIS_WAIT_MS", NULL));
+    char query[160] = "";
+    if (mr)
+        snprintf(query, sizeof query, "min_replicas=%s", mr);
+    if (wm) {
+        size_t n = strlen(query);
+        snprintf(query + n, sizeof query - n, "%swait_ms=%s", n ? "&" : "", wm);
+    }
+    char *creds = url_credentials(url);
+    char *out;
+    size_t cap;
+    if (seeds) {
+        cap = strlen(creds) + strlen(seeds) + strlen(query) + 32;
+        out = eg_xmalloc(cap);
+        snprintf(out, cap, "redis-cluster://%s%s%s%s", creds, seeds, query[0] ? "?" : "", query);
+    } else if (sent) {
+        const char *m = eg_config_str(master, "engage");
+        cap = strlen(creds) + strlen(sent) + strlen(m) + strlen(query) + 48;
+        out = eg_xmalloc(cap);
+        snprintf(out, cap, "redis-sentinel://%s%s?master=%s%s%s", creds, sent, m,
+                 query[0] ? "&" : "", query);
+    } else {
+        const char *u = url ? url : "redis://127.0.0.1:6379";
+        cap = strlen(u) + strlen(query) + 4;
+        out = eg_xmalloc(cap);
+        snprintf(out, cap, "%s%s%s", u, query[0] && !strchr(u, '?') ? "?" : (query[0] ? "&" : ""),
+                 query);
+    }
+    free(creds);
+    return out;
+}
+
 eg_status_t eg_config_load(eg_config_t *cfg, const char *service)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->service = eg_xstrdup(service);
     cfg->nats_url = eg_xstrdup(eg_config_str("ENGAGE_NATS_URL", "nats://127.0.0.1:4222"));
-    cfg->redis_url = eg_xstrdup(eg_config_str("ENGAGE_REDIS_URL", "redis://127.0.0.1:6379"));
-    cfg->voice_redis_url = eg_xstrdup(eg_config_str("ENGAGE_VOICE_REDIS_URL", cfg->redis_url));
+    cfg->redis_url = eg_config_redis_target("ENGAGE_REDIS", NULL);
+    cfg->voice_redis_url = eg_config_redis_target("ENGAGE_VOICE_REDIS", cfg->redis_url);
     cfg->pg_dsn = eg_xstrdup(eg_config_str("ENGAGE_PG_DSN", "host=127.0.0.1 dbname=engage"));
     cfg->http_addr = eg_xstrdup(eg_config_str("ENGAGE_HTTP_ADDR", "127.0.0.1"));
     long def_port = strcmp(service, "api") == 0 ? 8080 : 0;

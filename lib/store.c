@@ -1,11 +1,13 @@
-/* The Redis adapter: the one place that talks hiredis.
+/* The Redis adapter: the public side of lib/store (engage/store.h). The other files:
+ * store_node.c (one connection), store_sentinel.c (finding the primary), store_cluster.c (the
+ * cluster client), store_slots.c (slots, keys, redirections), store_target.c (the URLs).
  *
- * An eg_store_t owns one blocking hiredis context plus what is needed to rebuild it: the parsed
- * URL (host, port, password, db) and the timeout. Every command goes through roundtrip(), which
- * sends it and, when the context reports an I/O error (the server closed the connection, a reset,
- * a timeout), throws the context away, connects a new one (AUTH and SELECT again) and sends the
- * command once more. A second failure is EG_EUNAVAIL; the context stays dropped and the next call
- * tries to connect again first.
+ * Every call becomes a batch of commands run by run_batch(): in their order, on the node (or, in
+ * cluster mode, the nodes) that serve them, in as few round trips as the mode allows. A batch
+ * that meets a dropped connection is sent once more after reconnecting (single), after asking
+ * the sentinels for the primary again (sentinel; also after a -READONLY reply or a
+ * +switch-master message), or after refreshing the slot map (cluster). A second failure is
+ * EG_EUNAVAIL.
  *
  * Retrying after a dropped connection can apply a command twice: the first copy may have run
  * before the connection broke. Engage's writes are Lua scripts that compare-and-set on a version
@@ -14,36 +16,25 @@
  *
  * A server that restarted answers -LOADING to everything until it has read its AOF: that is
  * EG_EUNAVAIL like a refused connection (no reply is handed out), so callers retry it as the
- * outage it is instead of taking it for a refusal of the command (chaos_test found voice-sim
- * dropping progress steps, and creates answered 502, in that window).
+ * outage it is instead of taking it for a refusal of the command.
  *
  * Scripts are registered once per store (source and SHA1 kept) and run with EVALSHA. A NOSCRIPT
- * reply (server restarted, SCRIPT FLUSH, failover) loads the source again and retries once.
+ * reply (server restarted, SCRIPT FLUSH, failover, a cluster node that never saw it) loads the
+ * source on the node that said so and sends the batch once more.
  *
- * Replies are converted into the project's own eg_reply_t, copying every string, so no hiredis
- * type leaves this file. Values are user data and are never logged; connection errors are logged
- * with host and port only.
+ * With min_replicas (target URL), each round trip that holds a write ends with WAIT N wait_ms on
+ * the same node; fewer than N replicas is EG_EUNAVAIL (store_exec_node).
  *
  * hiredis 0.14 writes with write(2), so writing to a socket the server has reset raises SIGPIPE:
  * services ignore SIGPIPE in main. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
-#include <hiredis/hiredis.h>
-
-#include "engage/config.h"
 #include "engage/log.h"
 #include "engage/mem.h"
 #include "engage/store.h"
-
-typedef struct {
-    char *src;  /* as registered (what eg_store_script_add compares) */
-    char *text; /* as loaded: src, behind the key check when that is on */
-    char sha[41];
-} script_t;
+#include "store_internal.h"
 
 /* With ENGAGE_STORE_CHECK_KEYS=1 (make test sets it), every script runs behind this line: a
  * local `redis` whose call and pcall refuse a key argument that is not one of the script's
@@ -68,277 +59,180 @@ static bool key_check_on(const char *lua)
     return v && strcmp(v, "1") == 0 && strstr(lua, "KEYS[") != NULL;
 }
 
-struct eg_store {
-    redisContext *ctx; /* NULL after a failed reconnect */
-    eg_redis_url_t url;
-    struct timeval tv;
-    bool has_timeout;
-    script_t *scripts;
-    size_t nscripts;
-    size_t capscripts;
-    char err[256];
-};
-
-static void set_error(eg_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_error(eg_store_t *s, const char *fmt, ...)
+static void free_scripts(eg_store_t *s)
 {
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(s->err, sizeof(s->err), fmt, ap);
-    va_end(ap);
+    for (size_t i = 0; i < s->nscripts; i++) {
+        free(s->scripts[i].src);
+        free(s->scripts[i].text);
+    }
+    free(s->scripts);
+    s->scripts = NULL;
+    s->nscripts = s->capscripts = 0;
 }
 
-static void drop_ctx(eg_store_t *s)
+eg_status_t store_exec_node(eg_store_t *s, store_node_t *node, size_t n, const store_cmd_t *cmds,
+                            redisReply **raw)
 {
-    if (s->ctx != NULL) {
-        redisFree(s->ctx);
-        s->ctx = NULL;
-    }
-}
-
-/* Connect a fresh context into s->ctx (replacing any old one), with AUTH and SELECT. */
-static eg_status_t connect_ctx(eg_store_t *s)
-{
-    eg_status_t st = EG_EUNAVAIL;
-    redisContext *c = NULL;
-    redisReply *r = NULL;
-
-    drop_ctx(s);
-    if (s->has_timeout) {
-        c = redisConnectWithTimeout(s->url.host, s->url.port, s->tv);
-    } else {
-        c = redisConnect(s->url.host, s->url.port);
-    }
-    if (c == NULL) {
-        set_error(s, "cannot allocate a redis context");
-        goto out;
-    }
-    if (c->err != 0) {
-        set_error(s, "connect to %s:%d: %s", s->url.host, s->url.port, c->errstr);
-        eg_log_warn("redis %s:%d: connect failed: %s", s->url.host, s->url.port, c->errstr);
-        goto out;
-    }
-    if (s->has_timeout && redisSetTimeout(c, s->tv) != REDIS_OK) {
-        set_error(s, "set timeout on %s:%d: %s", s->url.host, s->url.port, c->errstr);
-        goto out;
-    }
-    if (redisEnableKeepAlive(c) != REDIS_OK) {
-        set_error(s, "keepalive on %s:%d: %s", s->url.host, s->url.port, c->errstr);
-        goto out;
-    }
-    if (s->url.password != NULL) {
-        r = redisCommand(c, "AUTH %s", s->url.password);
-        if (r == NULL) {
-            set_error(s, "AUTH on %s:%d: %s", s->url.host, s->url.port, c->errstr);
-            eg_log_warn("redis %s:%d: AUTH failed: %s", s->url.host, s->url.port, c->errstr);
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            set_error(s, "AUTH refused by %s:%d: %.*s", s->url.host, s->url.port, (int)r->len,
-                      r->str);
-            eg_log_warn("redis %s:%d: AUTH refused", s->url.host, s->url.port);
-            st = EG_EAUTH;
-            goto out;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (s->url.db != 0) {
-        r = redisCommand(c, "SELECT %d", s->url.db);
-        if (r == NULL) {
-            set_error(s, "SELECT on %s:%d: %s", s->url.host, s->url.port, c->errstr);
-            eg_log_warn("redis %s:%d: SELECT failed: %s", s->url.host, s->url.port, c->errstr);
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            set_error(s, "SELECT %d refused by %s:%d: %.*s", s->url.db, s->url.host, s->url.port,
-                      (int)r->len, r->str);
-            eg_log_warn("redis %s:%d: SELECT %d refused", s->url.host, s->url.port, s->url.db);
-            st = EG_EINVAL;
-            goto out;
+    bool writes = false;
+    for (size_t i = 0; s->target.min_replicas > 0 && i < n && !writes; i++)
+        writes = store_cmd_writes(&cmds[i]);
+    if (!writes)
+        return store_node_exec(s, node, n, cmds, raw);
+    /* The batch, then WAIT on the same connection: it counts the replicas that have everything
+     * this connection wrote. */
+    char nrep[16], ms[16];
+    snprintf(nrep, sizeof nrep, "%d", s->target.min_replicas);
+    snprintf(ms, sizeof ms, "%d", s->target.wait_ms);
+    const char *wait[] = {"WAIT", nrep, ms};
+    store_cmd_t *all = eg_xcalloc(n + 1, sizeof *all);
+    redisReply **got = eg_xcalloc(n + 1, sizeof *got);
+    memcpy(all, cmds, n * sizeof *cmds);
+    all[n] = (store_cmd_t){.argc = 3, .argv = wait};
+    eg_status_t st = store_node_exec(s, node, n + 1, all, got);
+    if (st == EG_OK) {
+        const redisReply *w = got[n];
+        if (w->type != REDIS_REPLY_INTEGER || w->integer < s->target.min_replicas) {
+            long long k = w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+            store_set_error(s, "redis %s:%d: the write reached %lld of %d replicas in %d ms",
+                            node->host, node->port, k, s->target.min_replicas, s->target.wait_ms);
+            eg_log_warn("%s", s->err);
+            store_free_raw(got, n + 1);
+            st = EG_EUNAVAIL;
+        } else {
+            memcpy(raw, got, n * sizeof *raw);
+            store_free_raw(got + n, 1);
         }
     }
-    s->ctx = c;
-    c = NULL;
-    st = EG_OK;
-out:
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
-    if (c != NULL) {
-        redisFree(c);
-    }
+    free(all);
+    free(got);
     return st;
 }
 
-/* Note the context's I/O error and drop the context so the next attempt reconnects. */
-static void io_failed(eg_store_t *s)
-{
-    set_error(s, "redis %s:%d: %s", s->url.host, s->url.port,
-              s->ctx->errstr[0] != '\0' ? s->ctx->errstr : "I/O error");
-    eg_log_warn("redis %s:%d: command failed (%s); reconnecting", s->url.host, s->url.port,
-                s->ctx->errstr);
-    drop_ctx(s);
-}
-
-/* Send one command and read its reply, reconnecting and resending once on an I/O error.
- * On EG_OK *out is a hiredis reply the caller frees (possibly an error reply). */
-static eg_status_t roundtrip(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
-                             redisReply **out)
+/* One server (single or sentinel mode): a batch, sent again once after a reconnect. */
+static eg_status_t exec_primary(eg_store_t *s, size_t n, const store_cmd_t *cmds, redisReply **raw)
 {
     eg_status_t st = EG_EUNAVAIL;
-    redisReply *r = NULL;
-
-    *out = NULL;
+    bool sentinel = s->target.mode == EG_STORE_SENTINEL;
+    if (sentinel && (s->node.host == NULL || store_sentinel_switched(s))) {
+        st = store_sentinel_resolve(s);
+        if (st != EG_OK)
+            return st;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (s->ctx == NULL) {
-            st = connect_ctx(s);
-            if (st != EG_OK) {
-                goto out;
-            }
+        st = store_exec_node(s, &s->node, n, cmds, raw);
+        bool readonly = false;
+        for (size_t i = 0; st == EG_OK && i < n && !readonly; i++)
+            readonly = store_reply_is(raw[i], "READONLY");
+        if (readonly) {
+            /* A primary that became a replica: ask the sentinels again. */
+            store_free_raw(raw, n);
+            store_set_error(s, "redis %s:%d is a replica now", s->node.host, s->node.port);
+            store_node_drop(&s->node);
+            st = EG_EUNAVAIL;
         }
-        r = redisCommandArgv(s->ctx, argc, argv, argvlen);
-        if (r != NULL) {
-            *out = r;
-            st = EG_OK;
-            goto out;
+        if (st == EG_OK || s->node.ctx != NULL)
+            return st; /* done, or an outage that is not a dropped connection (-LOADING, WAIT) */
+        if (attempt == 0 && sentinel) {
+            eg_status_t rst = store_sentinel_resolve(s);
+            if (rst != EG_OK)
+                return rst;
         }
-        io_failed(s);
-        st = EG_EUNAVAIL;
     }
-out:
     return st;
 }
 
-/* -LOADING: the server restarted and is still reading its AOF; it refuses every command until
- * it is done, so this is an outage like a refused connection (EG_EUNAVAIL, try again later),
- * not a protocol error. */
-static bool is_loading(const redisReply *r)
+static const store_script_t *script_by_sha(const eg_store_t *s, const char *sha, size_t len)
 {
-    return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 7 &&
-           memcmp(r->str, "LOADING", 7) == 0;
+    for (size_t i = 0; i < s->nscripts; i++)
+        if (len == 40 && memcmp(s->scripts[i].sha, sha, 40) == 0)
+            return &s->scripts[i];
+    return NULL;
 }
 
-static void free_replies(redisReply **rs, size_t n)
+static bool is_evalsha(const store_cmd_t *c)
 {
+    return c->argc >= 3 && strcmp(c->argv[0], "EVALSHA") == 0;
+}
+
+/* Route and run a batch by mode; slots[i] is the slot of cmds[i]. */
+static eg_status_t exec_routed(eg_store_t *s, size_t n, const store_cmd_t *cmds, const int *slots,
+                               redisReply **raw)
+{
+    if (s->target.mode == EG_STORE_CLUSTER)
+        return store_cluster_exec(s, n, cmds, slots, raw);
+    return exec_primary(s, n, cmds, raw);
+}
+
+/* Load, where they answered NOSCRIPT, the scripts of the batch's EVALSHA commands. */
+static eg_status_t reload_scripts(eg_store_t *s, size_t n, const store_cmd_t *cmds,
+                                  const int *slots, redisReply **raw)
+{
+    store_cmd_t *loads = eg_xcalloc(n, sizeof *loads);
+    int *lslots = eg_xcalloc(n, sizeof *lslots);
+    const char **argvs = eg_xcalloc(3 * n, sizeof *argvs);
+    size_t k = 0;
+    eg_status_t st = EG_OK;
     for (size_t i = 0; i < n; i++) {
-        if (rs[i] != NULL) {
-            freeReplyObject(rs[i]);
-            rs[i] = NULL;
+        if (!is_evalsha(&cmds[i]) || !store_reply_is(raw[i], "NOSCRIPT"))
+            continue;
+        const store_script_t *sc = script_by_sha(
+            s, cmds[i].argv[1], cmds[i].lens ? cmds[i].lens[1] : strlen(cmds[i].argv[1]));
+        if (!sc)
+            continue;
+        argvs[3 * k] = "SCRIPT";
+        argvs[3 * k + 1] = "LOAD";
+        argvs[3 * k + 2] = sc->text;
+        loads[k] = (store_cmd_t){.argc = 3, .argv = &argvs[3 * k]};
+        lslots[k++] = slots[i];
+    }
+    redisReply **got = eg_xcalloc(k ? k : 1, sizeof *got);
+    if (k)
+        st = exec_routed(s, k, loads, lslots, got);
+    for (size_t i = 0; st == EG_OK && i < k; i++) {
+        if (got[i]->type != REDIS_REPLY_STRING || got[i]->len != 40) {
+            store_set_error(s, "SCRIPT LOAD: %s",
+                            got[i]->type == REDIS_REPLY_ERROR ? got[i]->str : "unexpected reply");
+            st = EG_EPROTO;
         }
     }
-}
-
-/* Pipelined version of roundtrip: append n commands, then read n replies. The whole batch is
- * resent once after a reconnect when any read or write fails. */
-static eg_status_t pipeline_roundtrip(eg_store_t *s, size_t n, const int *argcs,
-                                      const char *const *const *cmds, const size_t *const *lens,
-                                      redisReply **out)
-{
-    eg_status_t st = EG_EUNAVAIL;
-    size_t i;
-
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (s->ctx == NULL) {
-            st = connect_ctx(s);
-            if (st != EG_OK) {
-                goto out;
-            }
-        }
-        for (i = 0; i < n; i++) {
-            /* hiredis takes char ** without const but only reads the strings. */
-            if (redisAppendCommandArgv(s->ctx, argcs[i], (const char **)cmds[i],
-                                       lens != NULL ? lens[i] : NULL) != REDIS_OK) {
-                break;
-            }
-        }
-        if (i == n) {
-            for (i = 0; i < n; i++) {
-                void *r = NULL;
-                if (redisGetReply(s->ctx, &r) != REDIS_OK || r == NULL) {
-                    break;
-                }
-                out[i] = r;
-            }
-        }
-        if (i == n) {
-            st = EG_OK;
-            /* A server still loading refused the whole batch: an outage, not n errors. */
-            for (i = 0; i < n; i++) {
-                if (is_loading(out[i])) {
-                    set_error(s, "redis %s:%d: still loading its data", s->url.host, s->url.port);
-                    free_replies(out, n);
-                    st = EG_EUNAVAIL;
-                    break;
-                }
-            }
-            goto out;
-        }
-        free_replies(out, n);
-        if (s->ctx->err == 0) {
-            /* Appending failed without an I/O error: only out of memory does that. */
-            set_error(s, "cannot build the pipeline");
-            st = EG_EINTERNAL;
-            goto out;
-        }
-        io_failed(s);
-        st = EG_EUNAVAIL;
-    }
-out:
+    store_free_raw(got, k);
+    free(got);
+    free(argvs);
+    free(lslots);
+    free(loads);
     return st;
 }
 
-static char *copy_bytes(const char *p, size_t len)
+/* Run a batch: slots checked, routed by mode, scripts reloaded after NOSCRIPT (then the whole
+ * batch is sent once more). On EG_OK raw[0..n) are the replies, owned by the caller. */
+static eg_status_t run_batch(eg_store_t *s, size_t n, const store_cmd_t *cmds, redisReply **raw)
 {
-    char *c = eg_xmalloc(len + 1);
-    if (len > 0) {
-        memcpy(c, p, len);
-    }
-    c[len] = '\0';
-    return c;
-}
-
-static eg_reply_t *convert(const redisReply *r)
-{
-    eg_reply_t *e = eg_xcalloc(1, sizeof(*e));
-
-    switch (r->type) {
-    case REDIS_REPLY_STRING:
-        e->type = EG_REPLY_STRING;
-        e->str = copy_bytes(r->str, r->len);
-        e->len = r->len;
-        break;
-    case REDIS_REPLY_STATUS:
-        e->type = EG_REPLY_STATUS;
-        e->str = copy_bytes(r->str, r->len);
-        e->len = r->len;
-        break;
-    case REDIS_REPLY_ERROR:
-        e->type = EG_REPLY_ERROR;
-        e->str = copy_bytes(r->str, r->len);
-        e->len = r->len;
-        break;
-    case REDIS_REPLY_INTEGER:
-        e->type = EG_REPLY_INTEGER;
-        e->integer = r->integer;
-        break;
-    case REDIS_REPLY_ARRAY:
-        e->type = EG_REPLY_ARRAY;
-        e->elements = r->elements;
-        if (r->elements > 0) {
-            e->element = eg_xcalloc(r->elements, sizeof(*e->element));
-            for (size_t i = 0; i < r->elements; i++) {
-                e->element[i] = convert(r->element[i]);
-            }
+    int *slots = eg_xcalloc(n ? n : 1, sizeof *slots);
+    eg_status_t st = EG_OK;
+    for (size_t i = 0; i < n; i++) {
+        raw[i] = NULL;
+        slots[i] = store_cmd_slot(&cmds[i]);
+        if (slots[i] == STORE_CROSS_SLOT &&
+            (s->check_slots || s->target.mode == EG_STORE_CLUSTER)) {
+            store_set_error(s, "%s: its keys are in more than one cluster slot", cmds[i].argv[0]);
+            eg_log_error("redis: refused %s whose keys span cluster slots (use one hash tag)",
+                         cmds[i].argv[0]);
+            st = EG_EINVAL;
         }
-        break;
-    default:
-        e->type = EG_REPLY_NIL;
-        break;
     }
-    return e;
+    if (st == EG_OK)
+        st = exec_routed(s, n, cmds, slots, raw);
+    bool noscript = false;
+    for (size_t i = 0; st == EG_OK && i < n; i++)
+        noscript = noscript || (is_evalsha(&cmds[i]) && store_reply_is(raw[i], "NOSCRIPT"));
+    if (noscript) {
+        st = reload_scripts(s, n, cmds, slots, raw);
+        store_free_raw(raw, n);
+        if (st == EG_OK)
+            st = exec_routed(s, n, cmds, slots, raw);
+    }
+    free(slots);
+    return st;
 }
 
 /* Turn a raw reply into the caller's result: an error reply is EG_EPROTO (its text kept for
@@ -346,66 +240,22 @@ static eg_reply_t *convert(const redisReply *r)
 static eg_status_t finish(eg_store_t *s, redisReply *r, eg_reply_t **reply)
 {
     eg_status_t st = EG_OK;
-
-    if (is_loading(r)) {
-        set_error(s, "redis %s:%d: still loading its data", s->url.host, s->url.port);
-        freeReplyObject(r);
-        return EG_EUNAVAIL;
-    }
     if (r->type == REDIS_REPLY_ERROR) {
-        set_error(s, "%.*s", (int)r->len, r->str);
+        store_set_error(s, "%.*s", (int)r->len, r->str);
         st = EG_EPROTO;
     }
-    if (reply != NULL) {
-        *reply = convert(r);
-    }
+    if (reply != NULL)
+        *reply = store_reply_convert(r);
     freeReplyObject(r);
-    return st;
-}
-
-static bool is_noscript(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-/* SCRIPT LOAD the script's source and remember its SHA1. */
-static eg_status_t load_script(eg_store_t *s, script_t *sc)
-{
-    eg_status_t st;
-    redisReply *r = NULL;
-    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
-
-    st = roundtrip(s, 3, argv, NULL, &r);
-    if (st != EG_OK) {
-        goto out;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        set_error(s, "SCRIPT LOAD: %.*s", (int)r->len, r->str);
-        st = is_loading(r) ? EG_EUNAVAIL : EG_EPROTO;
-        goto out;
-    }
-    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-        set_error(s, "SCRIPT LOAD: unexpected reply type %d", r->type);
-        st = EG_EPROTO;
-        goto out;
-    }
-    memcpy(sc->sha, r->str, 40);
-    sc->sha[40] = '\0';
-out:
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
     return st;
 }
 
 void eg_reply_free(eg_reply_t *r)
 {
-    if (r == NULL) {
+    if (r == NULL)
         return;
-    }
-    for (size_t i = 0; i < r->elements; i++) {
+    for (size_t i = 0; i < r->elements; i++)
         eg_reply_free(r->element[i]);
-    }
     free(r->element);
     free(r->str);
     free(r);
@@ -417,86 +267,97 @@ eg_status_t eg_store_open(eg_store_t **out, const char *url, int timeout_ms)
     eg_store_t *s = NULL;
 
     *out = NULL;
-    if (url == NULL) {
-        st = EG_EINVAL;
-        goto out;
-    }
+    if (url == NULL)
+        return EG_EINVAL;
     s = eg_xcalloc(1, sizeof(*s));
-    st = eg_redis_url_parse(url, &s->url);
+    st = eg_store_target_parse(url, &s->target);
     if (st != EG_OK) {
         /* The URL may hold a password: say only that it did not parse. */
         eg_log_warn("redis: cannot parse the redis URL");
         free(s);
-        s = NULL;
-        goto out;
+        return st;
     }
+    const char *chk = getenv("ENGAGE_STORE_CHECK_KEYS");
+    s->check_slots = chk && strcmp(chk, "1") == 0;
     if (timeout_ms > 0) {
         s->has_timeout = true;
+        s->timeout_ms = timeout_ms;
         s->tv.tv_sec = timeout_ms / 1000;
         s->tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+        /* WAIT must answer before the socket gives up on it. */
+        if (s->target.wait_ms > timeout_ms - 100)
+            s->target.wait_ms = timeout_ms > 200 ? timeout_ms - 100 : timeout_ms / 2;
     }
-    st = connect_ctx(s);
+    switch (s->target.mode) {
+    case EG_STORE_SINGLE:
+        s->node.host = eg_xstrdup(s->target.host[0]);
+        s->node.port = s->target.port[0];
+        st = store_node_connect(s, &s->node, s->target.db);
+        break;
+    case EG_STORE_SENTINEL:
+        st = store_sentinel_open(s);
+        if (st == EG_OK)
+            st = store_sentinel_resolve(s);
+        break;
+    case EG_STORE_CLUSTER:
+        st = store_cluster_open(s);
+        break;
+    }
     if (st != EG_OK) {
-        goto out;
+        eg_store_close(s);
+        return st;
     }
     *out = s;
-    s = NULL;
-out:
-    eg_store_close(s);
-    return st;
+    return EG_OK;
 }
 
 void eg_store_close(eg_store_t *s)
 {
-    if (s == NULL) {
+    if (s == NULL)
         return;
-    }
-    drop_ctx(s);
-    for (size_t i = 0; i < s->nscripts; i++) {
-        free(s->scripts[i].src);
-        free(s->scripts[i].text);
-    }
-    free(s->scripts);
-    eg_redis_url_free(&s->url);
+    store_node_free(&s->node);
+    store_sentinel_free(s->sentinel);
+    store_cluster_free(s->cluster);
+    free_scripts(s);
+    eg_store_target_free(&s->target);
     free(s);
+}
+
+/* One command, its reply in *out (raw), through run_batch. */
+static eg_status_t run_one(eg_store_t *s, int argc, const char *const *argv, const size_t *lens,
+                           redisReply **out)
+{
+    store_cmd_t c = {.argc = argc, .argv = argv, .lens = lens};
+    return run_batch(s, 1, &c, out);
 }
 
 eg_status_t eg_store_ping(eg_store_t *s)
 {
-    eg_status_t st;
     redisReply *r = NULL;
     const char *argv[1] = {"PING"};
-
-    st = roundtrip(s, 1, argv, NULL, &r);
-    if (st != EG_OK) {
-        goto out;
+    eg_status_t st = run_one(s, 1, argv, NULL, &r);
+    if (st == EG_OK && r->type == REDIS_REPLY_ERROR) {
+        store_set_error(s, "PING: %.*s", (int)r->len, r->str);
+        st = EG_EPROTO;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
-        set_error(s, "PING: %.*s", (int)r->len, r->str);
-        st = is_loading(r) ? EG_EUNAVAIL : EG_EPROTO;
-    }
-out:
-    if (r != NULL) {
+    if (r != NULL)
         freeReplyObject(r);
-    }
     return st;
 }
 
 eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
 {
     eg_status_t st;
-    script_t sc = {0};
+    store_script_t sc = {0};
+    redisReply *r = NULL;
 
     *script = -1;
-    if (lua == NULL) {
-        st = EG_EINVAL;
-        goto out;
-    }
+    if (lua == NULL)
+        return EG_EINVAL;
     for (size_t i = 0; i < s->nscripts; i++) {
         if (strcmp(s->scripts[i].src, lua) == 0) {
             *script = (int)i;
-            st = EG_OK;
-            goto out;
+            return EG_OK;
         }
     }
     sc.src = eg_xstrdup(lua);
@@ -507,10 +368,18 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
     } else {
         sc.text = eg_xstrdup(lua);
     }
-    st = load_script(s, &sc);
-    if (st != EG_OK) {
-        goto out;
+    /* Loaded on one node now, for its SHA1; other nodes load it when they answer NOSCRIPT. */
+    const char *argv[3] = {"SCRIPT", "LOAD", sc.text};
+    st = run_one(s, 3, argv, NULL, &r);
+    if (st == EG_OK && (r->type != REDIS_REPLY_STRING || r->len != 40)) {
+        store_set_error(s, "SCRIPT LOAD: %s",
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        st = EG_EPROTO;
     }
+    if (st != EG_OK)
+        goto out;
+    memcpy(sc.sha, r->str, 40);
+    sc.sha[40] = '\0';
     if (s->nscripts == s->capscripts) {
         s->capscripts = s->capscripts == 0 ? 8 : s->capscripts * 2;
         s->scripts = eg_xrealloc(s->scripts, s->capscripts * sizeof(*s->scripts));
@@ -521,6 +390,8 @@ eg_status_t eg_store_script_add(eg_store_t *s, const char *lua, int *script)
     *script = (int)s->nscripts;
     s->nscripts++;
 out:
+    if (r != NULL)
+        freeReplyObject(r);
     free(sc.src);
     free(sc.text);
     return st;
@@ -544,116 +415,53 @@ static void build_evalsha(const eg_store_t *s, int script, const char *nk, int a
     }
 }
 
+static bool eval_args_ok(const eg_store_t *s, int script, int nkeys, int argc, const char **argv)
+{
+    return script >= 0 && (size_t)script < s->nscripts && nkeys >= 0 && argc >= nkeys &&
+           (argc == 0 || argv != NULL);
+}
+
 eg_status_t eg_store_eval(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
                           const size_t *argvlen, eg_reply_t **reply)
 {
-    eg_status_t st;
-    redisReply *r = NULL;
-    const char **av = NULL;
-    size_t *al = NULL;
-    char nk[16];
-    int total;
-
-    if (reply != NULL) {
-        *reply = NULL;
-    }
-    if (script < 0 || (size_t)script >= s->nscripts || nkeys < 0 || argc < nkeys ||
-        (argc > 0 && argv == NULL)) {
-        st = EG_EINVAL;
-        goto out;
-    }
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    total = argc + 3;
-    build_evalsha(s, script, nk, argc, argv, argvlen, &av, &al);
-    st = roundtrip(s, total, av, al, &r);
-    if (st != EG_OK) {
-        goto out;
-    }
-    if (is_noscript(r)) {
-        freeReplyObject(r);
-        r = NULL;
-        st = load_script(s, &s->scripts[script]);
-        if (st != EG_OK) {
-            goto out;
-        }
-        st = roundtrip(s, total, av, al, &r);
-        if (st != EG_OK) {
-            goto out;
-        }
-    }
-    st = finish(s, r, reply);
-    r = NULL;
-out:
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
-    free(av);
-    free(al);
-    return st;
+    return eg_store_eval_then(s, script, nkeys, argc, argv, argvlen, reply, 0, NULL, NULL, NULL);
 }
 
 eg_status_t eg_store_eval_then(eg_store_t *s, int script, int nkeys, int argc, const char **argv,
                                const size_t *argvlen, eg_reply_t **reply, size_t n,
                                const int *argcs, const char *const *const *cmds, eg_reply_t **after)
 {
-    eg_status_t st;
-    redisReply **raw = NULL;
     const char **av = NULL;
     size_t *al = NULL;
     char nk[16];
-    int total = argc + 3;
 
-    if (reply != NULL) {
+    if (reply != NULL)
         *reply = NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         after[i] = NULL;
-    }
-    if (script < 0 || (size_t)script >= s->nscripts || nkeys < 0 || argc < nkeys ||
-        (argc > 0 && argv == NULL)) {
+    if (!eval_args_ok(s, script, nkeys, argc, argv))
         return EG_EINVAL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (argcs[i] <= 0 || cmds[i] == NULL) {
+    for (size_t i = 0; i < n; i++)
+        if (argcs[i] <= 0 || cmds[i] == NULL)
             return EG_EINVAL;
-        }
-    }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     build_evalsha(s, script, nk, argc, argv, argvlen, &av, &al);
-    /* The script first, then the commands, as one pipeline. */
-    const char *const **all = eg_xcalloc(n + 1, sizeof(*all));
-    const size_t **lens = eg_xcalloc(n + 1, sizeof(*lens));
-    int *counts = eg_xcalloc(n + 1, sizeof(*counts));
-    all[0] = av;
-    lens[0] = al;
-    counts[0] = total;
-    for (size_t i = 0; i < n; i++) {
-        all[i + 1] = cmds[i];
-        counts[i + 1] = argcs[i];
-    }
-    raw = eg_xcalloc(n + 1, sizeof(*raw));
-    st = pipeline_roundtrip(s, n + 1, counts, all, lens, raw);
-    if (st == EG_OK && is_noscript(raw[0])) {
-        /* The server lost its scripts (a restart without them): load it and send it all again;
-         * the commands after the script must be idempotent for this. */
-        free_replies(raw, n + 1);
-        st = load_script(s, &s->scripts[script]);
-        if (st == EG_OK) {
-            st = pipeline_roundtrip(s, n + 1, counts, all, lens, raw);
-        }
-    }
+    /* The script first, then the commands, in one batch. */
+    store_cmd_t *all = eg_xcalloc(n + 1, sizeof(*all));
+    redisReply **raw = eg_xcalloc(n + 1, sizeof(*raw));
+    all[0] = (store_cmd_t){.argc = argc + 3, .argv = av, .lens = al};
+    for (size_t i = 0; i < n; i++)
+        all[i + 1] = (store_cmd_t){.argc = argcs[i], .argv = cmds[i]};
+    eg_status_t st = run_batch(s, n + 1, all, raw);
     if (st == EG_OK) {
-        for (size_t i = 0; i < n; i++) {
-            after[i] = convert(raw[i + 1]);
-        }
+        for (size_t i = 0; i < n; i++)
+            after[i] = store_reply_convert(raw[i + 1]);
         st = finish(s, raw[0], reply);
         raw[0] = NULL;
     }
-    free_replies(raw, n + 1);
+    store_free_raw(raw, n + 1);
     free(raw);
     free(all);
-    free(lens);
-    free(counts);
     free(av);
     free(al);
     return st;
@@ -662,64 +470,43 @@ eg_status_t eg_store_eval_then(eg_store_t *s, int script, int nkeys, int argc, c
 eg_status_t eg_store_command(eg_store_t *s, int argc, const char **argv, const size_t *argvlen,
                              eg_reply_t **reply)
 {
-    eg_status_t st;
     redisReply *r = NULL;
-
-    if (reply != NULL) {
+    if (reply != NULL)
         *reply = NULL;
-    }
-    if (argc <= 0 || argv == NULL) {
-        st = EG_EINVAL;
-        goto out;
-    }
-    st = roundtrip(s, argc, argv, argvlen, &r);
-    if (st != EG_OK) {
-        goto out;
-    }
-    st = finish(s, r, reply);
-out:
-    return st;
+    if (argc <= 0 || argv == NULL)
+        return EG_EINVAL;
+    eg_status_t st = run_one(s, argc, argv, argvlen, &r);
+    if (st != EG_OK)
+        return st;
+    return finish(s, r, reply);
 }
 
 eg_status_t eg_store_pipeline(eg_store_t *s, size_t n, const int *argcs,
                               const char *const *const *cmds, eg_reply_t **replies)
 {
-    eg_status_t st;
-    redisReply **raw = NULL;
-
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
-    }
-    if (n == 0) {
-        st = EG_OK;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (argcs[i] <= 0 || cmds[i] == NULL) {
-            st = EG_EINVAL;
-            goto out;
-        }
-    }
-    raw = eg_xcalloc(n, sizeof(*raw));
-    st = pipeline_roundtrip(s, n, argcs, cmds, NULL, raw);
-    if (st != EG_OK) {
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        replies[i] = convert(raw[i]);
-    }
-out:
-    if (raw != NULL) {
-        free_replies(raw, n);
-        free(raw);
-    }
+    if (n == 0)
+        return EG_OK;
+    for (size_t i = 0; i < n; i++)
+        if (argcs[i] <= 0 || cmds[i] == NULL)
+            return EG_EINVAL;
+    store_cmd_t *all = eg_xcalloc(n, sizeof(*all));
+    redisReply **raw = eg_xcalloc(n, sizeof(*raw));
+    for (size_t i = 0; i < n; i++)
+        all[i] = (store_cmd_t){.argc = argcs[i], .argv = cmds[i]};
+    eg_status_t st = run_batch(s, n, all, raw);
+    for (size_t i = 0; st == EG_OK && i < n; i++)
+        replies[i] = store_reply_convert(raw[i]);
+    store_free_raw(raw, n);
+    free(raw);
+    free(all);
     return st;
 }
 
 const char *eg_store_error(const eg_store_t *s)
 {
-    if (s == NULL) {
+    if (s == NULL)
         return "no store";
-    }
     return s->err;
 }

@@ -8,8 +8,8 @@
 typedef struct {
     char *service;         /**< the service's name, e.g. "api" (not from the environment) */
     char *nats_url;        /**< ENGAGE_NATS_URL, default nats://127.0.0.1:4222 */
-    char *redis_url;       /**< ENGAGE_REDIS_URL, default redis://127.0.0.1:6379 */
-    char *voice_redis_url; /**< ENGAGE_VOICE_REDIS_URL, default = redis_url */
+    char *redis_url;       /**< the store target (eg_config_redis_target "ENGAGE_REDIS") */
+    char *voice_redis_url; /**< the voice platform's ("ENGAGE_VOICE_REDIS"), default redis_url */
     char *pg_dsn;          /**< ENGAGE_PG_DSN, default "host=127.0.0.1 dbname=engage" */
     char *http_addr;       /**< ENGAGE_HTTP_ADDR, default 127.0.0.1 */
     int http_port;         /**< ENGAGE_HTTP_PORT (api default 8080, others 0 = any free port) */
@@ -35,6 +35,14 @@ void eg_config_free(eg_config_t *cfg);
 const char *eg_config_str(const char *name, const char *def);
 /** A variable as an integer, or def when unset, empty or not an integer in [min, max]. */
 long eg_config_int(const char *name, long def, long min, long max);
+/** The Redis target URL (engage/store.h) that <prefix>_* variables describe (malloc'd):
+ *  <prefix>_CLUSTER=host:port,... (a cluster, found from those seeds), else
+ *  <prefix>_SENTINELS=host:port,... with <prefix>_MASTER (default "engage"), else
+ *  <prefix>_URL (default redis://127.0.0.1:6379); the password of <prefix>_URL, when it has one,
+ *  goes with the first two. <prefix>_MIN_REPLICAS and <prefix>_WAIT_MS (falling back to
+ *  ENGAGE_REDIS_MIN_REPLICAS, ENGAGE_REDIS_WAIT_MS) become min_replicas and wait_ms. When none
+ *  of _URL, _CLUSTER, _SENTINELS is set and def is not NULL, a copy of def. */
+char *eg_config_redis_target(const char *prefix, const char *def);
 /** A variable as a boolean ("1", "true", "yes", "on"), or def. */
 bool eg_config_bool(const char *name, bool def);
 

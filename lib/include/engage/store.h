@@ -1,5 +1,16 @@
-/* The Redis adapter: one connection (a hiredis context inside), Lua scripts loaded once and run
- * with EVALSHA (reloaded on NOSCRIPT), and a reconnect after a dropped connection.
+/* The Redis adapter: Lua scripts loaded once and run with EVALSHA (reloaded on NOSCRIPT), a
+ * reconnect after a dropped connection, and three kinds of target:
+ *   redis://[[user]:password@]host[:port][/db][?min_replicas=N&wait_ms=M]
+ *       one server;
+ *   redis-sentinel://[[user]:password@]host:port,host:port,...[/db]?master=NAME[&min_replicas=N
+ *       &wait_ms=M]
+ *       the primary the sentinels (host:port list) name for NAME, followed through a failover;
+ *   redis-cluster://[[user]:password@]host:port,host:port,...[?min_replicas=N&wait_ms=M]
+ *       a Redis Cluster found from the seed nodes; each command goes to the master of its keys'
+ *       slot (all the keys of one command or script must share a slot: a hash tag).
+ * min_replicas: every batch that writes is followed by WAIT N wait_ms (default 1000) on the same
+ * node, and answers EG_EUNAVAIL when fewer than N replicas took it (the write itself may have
+ * happened on the primary: callers only send writes that are safe to repeat).
  *
  * Threading: an eg_store_t is NOT thread-safe; open one per thread. */
 #ifndef ENGAGE_STORE_H
@@ -9,6 +20,26 @@
 #include "engage/status.h"
 
 typedef struct eg_store eg_store_t;
+
+typedef enum { EG_STORE_SINGLE = 0, EG_STORE_SENTINEL, EG_STORE_CLUSTER } eg_store_mode_t;
+
+/** A Redis target, parsed from one of the URLs above. Strings owned (eg_store_target_free). */
+typedef struct {
+    eg_store_mode_t mode;
+    size_t nhosts; /**< single: 1; sentinel: the sentinels; cluster: the seed nodes */
+    char **host;
+    int *port;
+    char *password; /**< NULL when none */
+    int db;         /**< 0 in cluster mode */
+    char *master;   /**< sentinel mode: the master's name */
+    int min_replicas;
+    int wait_ms;
+} eg_store_target_t;
+
+/** Parse a target URL. EG_EINVAL (nothing allocated) on anything else; the URL may hold a
+ *  password, so callers never log it. */
+eg_status_t eg_store_target_parse(const char *url, eg_store_target_t *out);
+void eg_store_target_free(eg_store_target_t *t);
 
 typedef enum {
     EG_REPLY_NIL = 0,
@@ -31,8 +62,8 @@ typedef struct eg_reply {
 
 void eg_reply_free(eg_reply_t *r);
 
-/** Connect to a redis:// URL (see eg_redis_url_parse), with AUTH and SELECT when given.
- *  timeout_ms bounds connect and each command. EG_EUNAVAIL when unreachable. */
+/** Connect to a target URL (above), with AUTH and SELECT when given. timeout_ms bounds connect
+ *  and each command. EG_EUNAVAIL when unreachable, EG_EINVAL on a URL that does not parse. */
 eg_status_t eg_store_open(eg_store_t **out, const char *url, int timeout_ms);
 /** Close and free. Accepts NULL. */
 void eg_store_close(eg_store_t *s);

@@ -48,7 +48,7 @@ static eg_store_t *open_store(void)
 
 static void key(char *out, size_t outlen, const char *name)
 {
-    snprintf(out, outlen, "test:store:%ld:%s", (long)getpid(), name);
+    snprintf(out, outlen, "test:store:{%ld}:%s", (long)getpid(), name); /* one slot per process */
 }
 
 /* Run a command from NUL-terminated strings and return its reply (asserting EG_OK). */
