@@ -58,9 +58,9 @@ static bool in_list(const store_cmd_t *c, const char *const *names)
 }
 
 static const char *const keyless[] = {
-    "PING",   "TIME",    "SCRIPT",  "INFO",    "WAIT",    "ROLE",     "CLUSTER",   "ASKING",
-    "AUTH",   "SELECT",  "ECHO",    "DBSIZE",  "FLUSHDB", "FLUSHALL", "CONFIG",    "CLIENT",
-    "MEMORY", "LATENCY", "SLOWLOG", "COMMAND", "HELLO",   "READONLY", "READWRITE", NULL};
+    "PING",    "TIME",    "SCRIPT",  "INFO",   "WAIT",     "ROLE",      "CLUSTER", "ASKING",
+    "AUTH",    "SELECT",  "ECHO",    "DBSIZE", "FLUSHDB",  "FLUSHALL",  "CONFIG",  "CLIENT",
+    "LATENCY", "SLOWLOG", "COMMAND", "HELLO",  "READONLY", "READWRITE", NULL};
 static const char *const all_keys[] = {"DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", NULL};
 static const char *const read_only[] = {"GET",
                                         "MGET",
@@ -180,7 +180,7 @@ int store_cmd_slot(const store_cmd_t *c)
         return scan_slot(c);
     if (in_list(c, all_keys))
         return fold_range(c, 1, c->argc);
-    if (is_cmd(c, "XGROUP") || is_cmd(c, "XINFO") || is_cmd(c, "OBJECT"))
+    if (is_cmd(c, "XGROUP") || is_cmd(c, "XINFO") || is_cmd(c, "OBJECT") || is_cmd(c, "MEMORY"))
         return c->argc > 2 ? fold_range(c, 2, 3) : STORE_NO_SLOT;
     return c->argc > 1 ? fold_range(c, 1, 2) : STORE_NO_SLOT;
 }
