@@ -154,60 +154,61 @@ static bool is_evalsha(const store_cmd_t *c)
     return c->argc >= 3 && strcmp(c->argv[0], "EVALSHA") == 0;
 }
 
-/* Route and run a batch by mode; slots[i] is the slot of cmds[i]. */
+/* Route and run a batch by mode; slots[i] is the slot of cmds[i], where[i] (cluster mode) the
+ * node that answered it. */
 static eg_status_t exec_routed(eg_store_t *s, size_t n, const store_cmd_t *cmds, const int *slots,
-                               redisReply **raw)
+                               redisReply **raw, int *where)
 {
     if (s->target.mode == EG_STORE_CLUSTER)
-        return store_cluster_exec(s, n, cmds, slots, raw);
+        return store_cluster_exec(s, n, cmds, slots, raw, where);
     return exec_primary(s, n, cmds, raw);
 }
 
-/* Load, where they answered NOSCRIPT, the scripts of the batch's EVALSHA commands. */
-static eg_status_t reload_scripts(eg_store_t *s, size_t n, const store_cmd_t *cmds,
-                                  const int *slots, redisReply **raw)
+static bool lost_script(const store_cmd_t *c, const redisReply *r)
 {
-    store_cmd_t *loads = eg_xcalloc(n, sizeof *loads);
-    int *lslots = eg_xcalloc(n, sizeof *lslots);
-    const char **argvs = eg_xcalloc(3 * n, sizeof *argvs);
-    size_t k = 0;
+    return is_evalsha(c) && store_reply_is(r, "NOSCRIPT");
+}
+
+/* Load the scripts of the batch's EVALSHA commands that answered NOSCRIPT, on the node that
+ * said so (one server: the server). */
+static eg_status_t reload_scripts(eg_store_t *s, size_t n, const store_cmd_t *cmds,
+                                  redisReply **raw, const int *where)
+{
     eg_status_t st = EG_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_evalsha(&cmds[i]) || !store_reply_is(raw[i], "NOSCRIPT"))
+    for (size_t i = 0; i < n && st == EG_OK; i++) {
+        if (!lost_script(&cmds[i], raw[i]))
             continue;
         const store_script_t *sc = script_by_sha(
             s, cmds[i].argv[1], cmds[i].lens ? cmds[i].lens[1] : strlen(cmds[i].argv[1]));
         if (!sc)
             continue;
-        argvs[3 * k] = "SCRIPT";
-        argvs[3 * k + 1] = "LOAD";
-        argvs[3 * k + 2] = sc->text;
-        loads[k] = (store_cmd_t){.argc = 3, .argv = &argvs[3 * k]};
-        lslots[k++] = slots[i];
-    }
-    redisReply **got = eg_xcalloc(k ? k : 1, sizeof *got);
-    if (k)
-        st = exec_routed(s, k, loads, lslots, got);
-    for (size_t i = 0; st == EG_OK && i < k; i++) {
-        if (got[i]->type != REDIS_REPLY_STRING || got[i]->len != 40) {
+        if (s->target.mode == EG_STORE_CLUSTER) {
+            st = store_cluster_load(s, where[i], sc->text);
+            continue;
+        }
+        const char *argv[] = {"SCRIPT", "LOAD", sc->text};
+        store_cmd_t load = {.argc = 3, .argv = argv};
+        redisReply *r = NULL;
+        st = exec_primary(s, 1, &load, &r);
+        if (st == EG_OK && (r->type != REDIS_REPLY_STRING || r->len != 40)) {
             store_set_error(s, "SCRIPT LOAD: %s",
-                            got[i]->type == REDIS_REPLY_ERROR ? got[i]->str : "unexpected reply");
+                            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             st = EG_EPROTO;
         }
+        if (r != NULL)
+            freeReplyObject(r);
     }
-    store_free_raw(got, k);
-    free(got);
-    free(argvs);
-    free(lslots);
-    free(loads);
     return st;
 }
 
 /* Run a batch: slots checked, routed by mode, scripts reloaded after NOSCRIPT (then the whole
- * batch is sent once more). On EG_OK raw[0..n) are the replies, owned by the caller. */
+ * batch is sent again: at most RELOAD_TRIES times, a cluster's slots may move meanwhile). On
+ * EG_OK raw[0..n) are the replies, owned by the caller. */
+#define RELOAD_TRIES 3
 static eg_status_t run_batch(eg_store_t *s, size_t n, const store_cmd_t *cmds, redisReply **raw)
 {
     int *slots = eg_xcalloc(n ? n : 1, sizeof *slots);
+    int *where = eg_xcalloc(n ? n : 1, sizeof *where);
     eg_status_t st = EG_OK;
     for (size_t i = 0; i < n; i++) {
         raw[i] = NULL;
@@ -221,16 +222,19 @@ static eg_status_t run_batch(eg_store_t *s, size_t n, const store_cmd_t *cmds, r
         }
     }
     if (st == EG_OK)
-        st = exec_routed(s, n, cmds, slots, raw);
-    bool noscript = false;
-    for (size_t i = 0; st == EG_OK && i < n; i++)
-        noscript = noscript || (is_evalsha(&cmds[i]) && store_reply_is(raw[i], "NOSCRIPT"));
-    if (noscript) {
-        st = reload_scripts(s, n, cmds, slots, raw);
+        st = exec_routed(s, n, cmds, slots, raw, where);
+    for (int tries = 0; st == EG_OK && tries < RELOAD_TRIES; tries++) {
+        bool noscript = false;
+        for (size_t i = 0; i < n && !noscript; i++)
+            noscript = lost_script(&cmds[i], raw[i]);
+        if (!noscript)
+            break;
+        st = reload_scripts(s, n, cmds, raw, where);
         store_free_raw(raw, n);
         if (st == EG_OK)
-            st = exec_routed(s, n, cmds, slots, raw);
+            st = exec_routed(s, n, cmds, slots, raw, where);
     }
+    free(where);
     free(slots);
     return st;
 }

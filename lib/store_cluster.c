@@ -177,7 +177,7 @@ static outcome_t classify(const redisReply *r, store_redirect_t *to)
 
 /* Send one command until it gets an answer that is not a redirection (or the deadline). */
 static eg_status_t exec_one(eg_store_t *s, const store_cmd_t *cmd, int slot, int64_t deadline,
-                            redisReply **out)
+                            redisReply **out, int *where)
 {
     store_cluster_t *c = s->cluster;
     int backoff = BACKOFF_MIN_MS;
@@ -210,6 +210,7 @@ static eg_status_t exec_one(eg_store_t *s, const store_cmd_t *cmd, int slot, int
             outcome_t o = classify(r, &to);
             if (o == R_DONE) {
                 *out = r;
+                *where = idx;
                 return EG_OK;
             }
             freeReplyObject(r);
@@ -247,7 +248,7 @@ static eg_status_t exec_one(eg_store_t *s, const store_cmd_t *cmd, int slot, int
 }
 
 eg_status_t store_cluster_exec(eg_store_t *s, size_t n, const store_cmd_t *cmds, const int *slots,
-                               redisReply **raw)
+                               redisReply **raw, int *where)
 {
     store_cluster_t *c = s->cluster;
     int64_t deadline = eg_mono_ms() + (s->timeout_ms > 0 ? s->timeout_ms : DEFAULT_DEADLINE_MS);
@@ -283,6 +284,7 @@ eg_status_t store_cluster_exec(eg_store_t *s, size_t n, const store_cmd_t *cmds,
          * again on its own. */
         for (size_t k = i; k < j && st == EG_OK; k++) {
             store_redirect_t to;
+            where[k] = node[i];
             if (!io && classify(raw[k], &to) == R_DONE)
                 continue;
             if (raw[k] != NULL) {
@@ -291,12 +293,31 @@ eg_status_t store_cluster_exec(eg_store_t *s, size_t n, const store_cmd_t *cmds,
             }
             if (io)
                 refresh(s, false);
-            st = exec_one(s, &cmds[k], slots[k], deadline, &raw[k]);
+            st = exec_one(s, &cmds[k], slots[k], deadline, &raw[k], &where[k]);
         }
         i = j;
     }
     if (st != EG_OK)
         store_free_raw(raw, n);
     free(node);
+    return st;
+}
+
+eg_status_t store_cluster_load(eg_store_t *s, int node, const char *text)
+{
+    store_cluster_t *c = s->cluster;
+    if (node < 0 || (size_t)node >= c->nnodes)
+        return EG_EUNAVAIL;
+    const char *argv[] = {"SCRIPT", "LOAD", text};
+    store_cmd_t cmd = {.argc = 3, .argv = argv};
+    redisReply *r = NULL;
+    eg_status_t st = store_node_exec(s, &c->nodes[node], 1, &cmd, &r);
+    if (st == EG_OK && (r->type != REDIS_REPLY_STRING || r->len != 40)) {
+        store_set_error(s, "SCRIPT LOAD on %s:%d: %s", c->nodes[node].host, c->nodes[node].port,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        st = EG_EPROTO;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
     return st;
 }

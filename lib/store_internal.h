@@ -87,9 +87,12 @@ eg_status_t store_exec_node(eg_store_t *s, store_node_t *node, size_t n, const s
 
 eg_status_t store_cluster_open(eg_store_t *s);
 void store_cluster_free(store_cluster_t *c);
-/** Run the batch on the cluster (the slot of each command in slots[i]). */
+/** Run the batch on the cluster (the slot of each command in slots[i]); where[i] is the index of
+ *  the node that gave raw[i]. */
 eg_status_t store_cluster_exec(eg_store_t *s, size_t n, const store_cmd_t *cmds, const int *slots,
-                               redisReply **raw);
+                               redisReply **raw, int *where);
+/** SCRIPT LOAD text on node (an index from store_cluster_exec's where). */
+eg_status_t store_cluster_load(eg_store_t *s, int node, const char *text);
 
 /* ---- store_sentinel.c ---- */
 
