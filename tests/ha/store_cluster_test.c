@@ -6,9 +6,12 @@
  *   - a script whose keys span slots is refused before it is sent;
  *   - a slot migrated (SETSLOT MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) while a thread writes
  *     into it: no call fails, no MOVED/ASK/TRYAGAIN reaches the caller, every write is there;
- *   - a manual failover of a master under writes: likewise. */
+ *   - a manual failover of a master under writes: likewise;
+ *   - a master killed (SIGKILL) under writes, with min_replicas=1: the writes stop for less than
+ *     10 s and every write answered EG_OK is there after the failover. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "engage/store.h"
+#include "engage/timeutil.h"
 
 static const char *seeds(void)
 {
@@ -25,14 +29,19 @@ static const char *seeds(void)
     return v;
 }
 
-static eg_store_t *open_cluster(void)
+static eg_store_t *open_cluster_with(const char *params)
 {
     char url[512];
-    snprintf(url, sizeof url, "redis-cluster://%s", seeds());
+    snprintf(url, sizeof url, "redis-cluster://%s%s", seeds(), params);
     eg_store_t *s = NULL;
     eg_status_t st = eg_store_open(&s, url, 5000);
     cr_assert_eq(st, EG_OK, "cannot open the cluster: %s", eg_status_str(st));
     return s;
+}
+
+static eg_store_t *open_cluster(void)
+{
+    return open_cluster_with("");
 }
 
 static eg_store_t *open_node(const char *host, int port)
@@ -389,4 +398,71 @@ Test(store_cluster, a_manual_failover_under_load_loses_nothing)
     pthread_join(t, NULL);
     cr_expect(promoted, "the replica %d did not become master", rport);
     check_load(&l);
+}
+
+Test(store_cluster, z_a_master_killed_under_writes_loses_nothing_acknowledged)
+{
+    char tag[48];
+    snprintf(tag, sizeof tag, "kill-%d", (int)getpid());
+    char probe[96];
+    snprintf(probe, sizeof probe, "{%s}", tag);
+    int slot = keyslot(probe);
+    master_t m[64];
+    size_t nm = masters(m, 64);
+    const master_t *o = owner(m, nm, slot);
+    eg_store_t *n = open_node(o->host, o->port);
+    const char *info[] = {"INFO", "server"};
+    eg_reply_t *r = must(n, 2, info);
+    pid_t pid = (pid_t)atol(strstr(r->str, "process_id:") + 11);
+    eg_reply_free(r);
+    eg_store_close(n);
+
+    eg_store_t *s = open_cluster_with("?min_replicas=1&wait_ms=1000");
+    enum { MAX = 6000 };
+    static char acked[MAX];
+    int i = 0, after = 0;
+    int64_t t0 = eg_mono_ms(), last_ok = t0, worst = 0;
+    bool killed = false;
+    while (i < MAX && eg_mono_ms() - t0 < 40000 && after < 300) {
+        if (!killed && i == 200) {
+            kill(pid, SIGKILL);
+            killed = true;
+            cr_log_info("killed master %d (pid %d) serving slot %d", o->port, (int)pid, slot);
+        }
+        char k[96], v[16];
+        snprintf(k, sizeof k, "t:{%s}:k%d", tag, i);
+        snprintf(v, sizeof v, "%d", i);
+        const char *set[] = {"SET", k, v};
+        eg_reply_t *rr = NULL;
+        eg_status_t st = eg_store_command(s, 3, set, NULL, &rr);
+        eg_reply_free(rr);
+        int64_t now = eg_mono_ms();
+        if (st == EG_OK) {
+            acked[i++] = 1;
+            worst = now - last_ok > worst ? now - last_ok : worst;
+            last_ok = now;
+            after += killed;
+        } else {
+            cr_expect_eq(st, EG_EUNAVAIL, "a failover is an outage, not %s (%s)", eg_status_str(st),
+                         eg_store_error(s));
+            sleep_ms(50);
+        }
+    }
+    cr_expect_geq(after, 300, "only %d writes after the kill", after);
+    cr_expect_lt(worst, 10000, "writes stopped for %lld ms", (long long)worst);
+    int lost = 0;
+    for (int k = 0; k < i; k++) {
+        char key[96];
+        snprintf(key, sizeof key, "t:{%s}:k%d", tag, k);
+        const char *get[] = {"GET", key};
+        eg_reply_t *g = NULL;
+        cr_assert_eq(eg_store_command(s, 2, get, NULL, &g), EG_OK, "%s", eg_store_error(s));
+        if (acked[k] && (g->type != EG_REPLY_STRING || atoi(g->str) != k))
+            lost++;
+        eg_reply_free(g);
+    }
+    cr_expect_eq(lost, 0, "%d of %d acknowledged writes lost", lost, i);
+    printf("store_cluster: master killed: unavailable_ms=%lld acked=%d lost=%d\n", (long long)worst,
+           i, lost);
+    eg_store_close(s);
 }
