@@ -48,6 +48,7 @@ store_topology_run() { # TOPOLOGY BINARY
         ENGAGE_REDIS_SENTINELS=*) export ENGAGE_TEST_REDIS_SENTINELS="${line#*=}" ;;
         esac
     done <"$ST_DIR/redis.env"
+    export ENGAGE_TEST_STACK_REDIS="$ST_ROOT/scripts/stack_redis.sh" ENGAGE_TEST_REDIS_DIR="$ST_DIR"
     log "running $2"
     "$bin" --jobs 1 --verbose
 }
