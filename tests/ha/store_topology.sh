@@ -42,6 +42,7 @@ store_topology_run() { # TOPOLOGY BINARY
     mkdir -p "$ST_DIR/pids" "$ST_DIR/logs"
     log "starting a Redis $topology in $ST_DIR"
     "redis_${topology}_start" "$ST_DIR"
+    disown -a # the nodes are stopped by pid file, not waited for as jobs
     while IFS= read -r line; do
         case "$line" in
         ENGAGE_REDIS_CLUSTER=*) export ENGAGE_TEST_REDIS_CLUSTER="${line#*=}" ;;
