@@ -60,13 +60,13 @@ redis_ping() { # PORT: true when the server on PORT answers PONG
 # replay) for PONG; false when it did not come up.
 redis_launch() { # DIR NAME
     local dir="$1" name="$2" port pid i conf
-    local -a mode=()
+    local -a flags=()
     port="$(redis_node_port "$dir" "$name")"
     conf="$dir/$name/$name.conf"
     [[ -f "$conf" ]] || die "no config $conf for Redis node $name"
-    [[ "$name" == sentinel-* ]] && mode=(--sentinel)
+    [[ "$name" == sentinel-* ]] && flags=(--sentinel)
     mkdir -p "$dir/pids" "$dir/logs"
-    setsid redis-server "$conf" "${mode[@]}" </dev/null >>"$dir/logs/$name.log" 2>&1 &
+    setsid redis-server "$conf" "${flags[@]}" </dev/null >>"$dir/logs/$name.log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/pids/$name.pid"
     for ((i = 0; i < 300; i++)); do
