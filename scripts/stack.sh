@@ -258,12 +258,18 @@ do_stop() {
     stop_server nats 'nats-server'
     stop_server redis 'redis-server'
     stop_nodes
+    # A standby (scripts/stack_pg.sh, data in $PGBASE/standby) whose pid file went missing.
+    if [[ -f "$PGBASE/standby/postmaster.pid" ]] &&
+        pid_matches "$(head -n1 "$PGBASE/standby/postmaster.pid")" postgres; then
+        log "stopping the postgres standby"
+        as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/standby" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+    fi
 }
 
 wipe_data() {
     local d t
     rm -rf "$RUNDIR/nats" "$RUNDIR/redis" "$RUNDIR"/redis-[0-9]* "$RUNDIR"/sentinel-[0-9]* \
-        "$RUNDIR"/nats-[0-9]* "$RUNDIR/redis.nodes" "$RUNDIR/pg-nodes" "$RUNDIR/pg-promoted" \
+        "$RUNDIR/nats-cluster" "$RUNDIR/redis.nodes" "$RUNDIR/pg-nodes" "$RUNDIR/pg-promoted" \
         "$RUNDIR/topology" "$RUNDIR/redis.env" "$RUNDIR/nats.env" "$RUNDIR/pg.env"
     # A standby's data may live in its own /var/tmp directory, recorded as a link in RUNDIR.
     for d in "$RUNDIR"/pg-*; do
@@ -477,6 +483,13 @@ record_pg_nodes() {
         port="$(sed -n 4p "$dd/postmaster.pid")"
         echo "$name $dd $port" >>"$RUNDIR/pg-nodes.tmp"
     done
+    # Nodes that are down keep what was recorded while they ran.
+    if [[ -f "$RUNDIR/pg-nodes" ]]; then
+        awk 'NR == FNR {seen[$1] = 1; next} !($1 in seen)' "$RUNDIR/pg-nodes.tmp" \
+            "$RUNDIR/pg-nodes" >>"$RUNDIR/pg-nodes.tmp2" || true
+        cat "$RUNDIR/pg-nodes.tmp2" >>"$RUNDIR/pg-nodes.tmp" 2>/dev/null || true
+        rm -f "$RUNDIR/pg-nodes.tmp2"
+    fi
     mv -f "$RUNDIR/pg-nodes.tmp" "$RUNDIR/pg-nodes"
 }
 
@@ -510,13 +523,15 @@ do_start() {
         redis_sentinel_start "$RUNDIR"
         ;;
     cluster)
-        nats_cluster_start "$RUNDIR"
+        nats_cluster_start "$RUNDIR" || die "could not start the NATS cluster"
         redis_cluster_start "$RUNDIR"
         ;;
     esac
     start_postgres
     create_database
-    [[ "$topo" == cluster ]] && pg_standby_start "$RUNDIR"
+    if [[ "$topo" == cluster ]]; then
+        pg_standby_start "$RUNDIR" || die "could not start the PostgreSQL standby"
+    fi
     record_pg_nodes
     write_stack_env "$topo"
     if [[ "$topo" == single ]]; then
@@ -626,17 +641,20 @@ pg_node_kill() { # NAME: pg_ctl stop -m immediate (a crash: WAL recovery on the 
 
 pg_node_start() { # NAME
     local name="$1" dd port logf
-    dd="$(pg_node_field "$name" 2)"
-    port="$(pg_node_field "$name" 3)"
     if [[ "$name" == postgres && -f "$RUNDIR/pg-promoted" ]]; then
         die "the standby was promoted: the old primary must not come back as a second primary"
     fi
+    dd="$(pg_node_field "$name" 2)"
+    port="$(pg_node_field "$name" 3)"
     if pid_matches "$(read_pid "$RUNDIR/pids/$name.pid")" 'postgres'; then
         warn "$name already runs"
         return 0
     fi
-    logf="$dd/../$name-restart.log"
-    [[ "$name" == postgres ]] && logf="$PGBASE/postgres.log"
+    case "$name" in
+    postgres) logf="$PGBASE/postgres.log" ;;
+    pg-standby) logf="$PGBASE/standby.log" ;;
+    *) logf="$dd/../$name-restart.log" ;;
+    esac
     log "starting $name on 127.0.0.1:$port again (data $dd)"
     as_pg "$PG_BIN/pg_ctl" -D "$dd" -l "$logf" -o "-p $port" -w -t 60 start >/dev/null 2>&1 ||
         die "pg_ctl start failed for $name (log $logf)"
@@ -644,24 +662,39 @@ pg_node_start() { # NAME
     head -n1 "$dd/postmaster.pid" >"$RUNDIR/pids/$name.pid"
 }
 
-nats_node_index() { # nats-K -> K
+nats_node_index() { # nats-K or nats-nK (its pid file's name) -> K
     local k="${1#nats-}"
+    k="${k#n}"
     [[ "$k" =~ ^[0-9]+$ ]] || die "unknown NATS node $1 (nats-1, nats-2, nats-3)"
     printf '%s\n' "$k"
+}
+
+# Dies unless NODE is one of this stack's (a killed NATS node has no pid file: its ports do).
+node_exists() { # NODE
+    local node="$1"
+    case "$node" in
+    nats-*)
+        awk -v k="$(nats_node_index "$node")" '$1 == k {f = 1} END {exit !f}' \
+            "$RUNDIR/nats-cluster/ports" 2>/dev/null && return 0
+        ;;
+    *) [[ -f "$RUNDIR/pids/$node.pid" ]] && return 0 ;;
+    esac
+    die "no node $node in the $(topology_of) stack of $RUNDIR (see: $0 status $RUNDIR)"
 }
 
 node_kill() { # NODE
     local node="$1" topo
     topo="$(topology_of)"
-    [[ -f "$RUNDIR/pids/$node.pid" ]] || die "no node $node in the $topo stack of $RUNDIR"
+    node_exists "$node"
     case "$node" in
     redis | nats)
         [[ "$topo" == single ]] || die "$node is a node of the single topology (this one is $topo)"
         kill_server "$node" "$node-server" kill
         ;;
     redis-[0-9]* | sentinel-[0-9]*) redis_node_kill "$RUNDIR" "$node" ;;
-    nats-[0-9]*)
+    nats-*)
         need_lib stack_nats.sh nats_node_kill
+        log "kill -9 $node"
         nats_node_kill "$RUNDIR" "$(nats_node_index "$node")"
         ;;
     postgres | pg-*) pg_node_kill "$node" ;;
@@ -671,12 +704,12 @@ node_kill() { # NODE
 
 node_restart() { # NODE MODE
     local node="$1" mode="$2" pid
-    [[ -f "$RUNDIR/pids/$node.pid" ]] || die "no node $node in the $(topology_of) stack of $RUNDIR"
+    node_exists "$node"
     pid="$(read_pid "$RUNDIR/pids/$node.pid")"
+    [[ "$node" == nats-* ]] && pid="$(read_pid "$RUNDIR/pids/nats-n$(nats_node_index "$node").pid")"
     case "$node" in
     redis | nats | postgres)
-        if [[ "$node" == postgres && ! -f "$RUNDIR/pg-promoted" ]] &&
-            ! pid_matches "$pid" postgres; then
+        if [[ "$node" == postgres ]] && ! pid_matches "$pid" postgres; then
             pg_node_start postgres
         else
             do_restart "$node" "$mode"
@@ -691,7 +724,7 @@ node_restart() { # NODE MODE
         fi
         redis_node_start "$RUNDIR" "$node"
         ;;
-    nats-[0-9]*)
+    nats-*)
         need_lib stack_nats.sh nats_node_kill nats_node_start
         if [[ "$mode" == kill ]] || ! pid_matches "$pid" nats-server; then
             nats_node_kill "$RUNDIR" "$(nats_node_index "$node")"
@@ -699,7 +732,8 @@ node_restart() { # NODE MODE
             log "stopping $node (pid $pid)"
             stop_pid "$pid" 30 "$node" || true
         fi
-        nats_node_start "$RUNDIR" "$(nats_node_index "$node")"
+        log "starting $node again (same ports and JetStream store)"
+        nats_node_start "$RUNDIR" "$(nats_node_index "$node")" || die "could not start $node again"
         ;;
     pg-*)
         if [[ "$mode" == kill ]]; then
@@ -716,7 +750,7 @@ node_restart() { # NODE MODE
 }
 
 do_promote() {
-    local start=$SECONDS
+    local start="${EPOCHREALTIME/./}"
     need_lib stack_pg.sh pg_primary_stop pg_standby_promote
     [[ -f "$RUNDIR/pg-promoted" ]] && die "the standby was promoted already"
     log "stopping the PostgreSQL primary"
@@ -726,7 +760,7 @@ do_promote() {
     log "promoting the standby"
     pg_standby_promote "$RUNDIR"
     record_pg_nodes
-    log "standby promoted: it accepts writes $((SECONDS - start))s after the primary stopped"
+    log "standby promoted: it accepts writes $(((${EPOCHREALTIME/./} - start) / 1000)) ms after the primary's stop began"
 }
 
 # The role of one alive node, as its server says.
@@ -744,6 +778,11 @@ node_role() { # NAME PID
         port="$(redis_node_port "$RUNDIR" "$name" 2>/dev/null)" || return 0
         printf ':%s sentinel' "$port"
         ;;
+    nats-n[0-9]*)
+        port="$(awk -v k="${name#nats-n}" '$1 == k {print $2}' "$RUNDIR/nats-cluster/ports" \
+            2>/dev/null || true)"
+        [[ -n "$port" ]] && printf ':%s' "$port"
+        ;;
     postgres | pg-*)
         port="$(awk -v n="$name" '$1 == n {print $3}' "$RUNDIR/pg-nodes" 2>/dev/null || true)"
         [[ -n "$port" ]] || return 0
@@ -757,7 +796,7 @@ node_role() { # NAME PID
 }
 
 do_status() {
-    local f name pid
+    local f name pid k
     for f in "$RUNDIR"/pids/*.pid; do
         [[ -f "$f" ]] || continue
         name="$(basename "$f" .pid)"
@@ -768,6 +807,12 @@ do_status() {
             printf '%-12s pid %-8s not running\n' "$name" "$pid"
         fi
     done
+    # A killed NATS node has no pid file (stack_nats.sh removes it).
+    if [[ -f "$RUNDIR/nats-cluster/ports" ]]; then
+        while read -r k _; do
+            [[ -f "$RUNDIR/pids/nats-n$k.pid" ]] || printf '%-12s pid %-8s not running\n' "nats-n$k" -
+        done <"$RUNDIR/nats-cluster/ports"
+    fi
 }
 
 main() {
