@@ -338,6 +338,7 @@ retrieve_all() {
     : >"$out.raw"
     split -l 500 "$ids" "$WORK/chunk."
     for chunk in "$WORK"/chunk.*; do
+        [[ -f "$chunk" ]] || continue # no ids at all
         : >"$cfg"
         sep=""
         while read -r id; do
