@@ -72,6 +72,8 @@ ha_start() {
         ((SECONDS < deadline)) || die "the suite on the $topology topology was not ready within ${ENGAGE_HA_START_TIMEOUT:-180}s"
         sleep 0.2
     done
+    # What the caller had (make test's own suite, stopped by now) must not mix with this one.
+    unset "${SUITE_TOPOLOGY_KEYS[@]}"
     load_env_file "$HA_RUN_DIR/engage.env"
     export ENGAGE_ENV_FILE="$HA_RUN_DIR/engage.env" ENGAGE_RUN_DIR="$HA_RUN_DIR"
     log "suite up on $topology:"
