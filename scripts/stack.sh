@@ -230,8 +230,11 @@ stop_nodes() {
             log "stopping $name (pid $pid)"
             kill -TERM "$pid" 2>/dev/null || true
             waiting[$name]="$pid"
+        elif ! pid_alive "$pid"; then
+            # A node killed earlier. Anything else alive (run.sh, whose stack.sh start this may
+            # be) is not a node: its pid file stays.
+            rm -f "$f"
         fi
-        [[ -n "${waiting[$name]:-}" ]] || rm -f "$f"
     done
     for ((i = 0; i < 300; i++)); do
         any=0
