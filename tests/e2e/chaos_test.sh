@@ -300,11 +300,17 @@ fault_redis_master() {
 }
 
 fault_nats_leader() {
-    local stream=ENGAGE_EVENTS old t
+    local stream=ENGAGE_EVENTS old t n
     need_topology nats-leader cluster
-    declare -F nats_stream_leader >/dev/null || die "fault nats-leader needs scripts/stack_nats.sh"
+    declare -F nats_stream_replicas >/dev/null || die "fault nats-leader needs scripts/stack_nats.sh"
     old="$(nats_stream_leader "$RUN_DIR" "$stream")"
-    stamp "kill -9 nats-$old, the leader of $stream"
+    # A stream on one server cannot survive its loss: say so rather than wait for a new leader.
+    n="$(nats_stream_replicas "$RUN_DIR" "$stream" 2>/dev/null || echo '?')"
+    if [[ "$n" != 3 ]]; then
+        fail "$stream is held by $n server(s), not 3 (ENGAGE_JS_REPLICAS=${ENGAGE_JS_REPLICAS:-unset}): its leader's loss was not tried"
+        return 0
+    fi
+    stamp "kill -9 nats-$old, the leader of $stream (held by $n servers)"
     stack kill "$RUN_DIR" "nats-$old" || { fail "scripts/stack.sh kill nats-$old failed"; return 0; }
     if t="$(wait_until 30 leader_is_not "$old" "$stream")"; then
         failover_note "nats-leader: nats-$(nats_stream_leader "$RUN_DIR" "$stream") leads $stream ${t}s after the kill of nats-$old"
