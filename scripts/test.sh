@@ -399,7 +399,9 @@ section "suite in $RUN_DIR"
     trap 'rc=$?; trap - EXIT; suite_stop_services || rc=1; exit "$rc"' EXIT
     trap 'exit 0' TERM
     trap '' INT
-    suite_start "$RUN_DIR" "$BUILD_DIR/bin" || exit 1
+    # Always the single topology (a TOPOLOGY left in the environment is for make run): the
+    # others have their own tests in tests/ha.
+    suite_start "$RUN_DIR" "$BUILD_DIR/bin" single || exit 1
     if [[ "${ENGAGE_TEST_SUPERVISE:-1}" == 1 ]]; then
         suite_supervise
     else
