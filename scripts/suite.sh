@@ -199,7 +199,7 @@ suite_start() {
     mkdir -p "$SUITE_RUNDIR/pids" "$SUITE_RUNDIR/logs"
     rm -f "$SUITE_RUNDIR/engage.env"
 
-    "$SUITE_SCRIPTS_DIR/stack.sh" start "$SUITE_RUNDIR" "$topology"
+    "$SUITE_SCRIPTS_DIR/stack.sh" start "$SUITE_RUNDIR" "$topology" || return 1
     # Fresh logs for this run (the stack's own were reset by stack.sh).
     for name in "${SUITE_ALL_SERVICES[@]}" engagectl supervisor; do
         rm -f "$SUITE_RUNDIR/logs/$name.log"
