@@ -7,9 +7,13 @@ SCRIPT_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL
 
 all: build
 
+# The servers' topology of `make run`: single, sentinel or cluster (also read from the
+# environment: TOPOLOGY=cluster make run).
+TOPOLOGY ?= single
+
 # Install missing packages, build (release), start everything on free ports, supervise.
 run:
-	@$(SCRIPT_ENV) scripts/run.sh
+	@$(SCRIPT_ENV) TOPOLOGY=$(TOPOLOGY) scripts/run.sh
 
 # Stop what `make run` started (from another shell), PostgreSQL included.
 stop:

@@ -3,7 +3,8 @@
 # on free loopback ports with a demo tenant, print how to use it, and supervise the services in
 # the foreground. Ctrl-C, or `make stop` from another shell, stops everything.
 #
-# Environment: ENGAGE_RUN_DIR (default .run in the repo), ENGAGE_BUILD_DIR (default build),
+# Environment: TOPOLOGY (single, the default, sentinel or cluster: see scripts/stack.sh),
+# ENGAGE_RUN_DIR (default .run in the repo), ENGAGE_BUILD_DIR (default build),
 # ENGAGE_SKIP_DEPS=1 and ENGAGE_SKIP_BUILD=1 to skip those steps.
 set -euo pipefail
 
@@ -13,6 +14,11 @@ cd "$ROOT"
 source "$ROOT/scripts/suite.sh"
 
 RUN_DIR="$(abspath "${ENGAGE_RUN_DIR:-$ROOT/.run}")"
+TOPOLOGY="${TOPOLOGY:-single}"
+case "$TOPOLOGY" in
+single | sentinel | cluster) ;;
+*) die "TOPOLOGY=$TOPOLOGY: use single, sentinel or cluster" ;;
+esac
 BUILD_DIR="$(abspath "${ENGAGE_BUILD_DIR:-$ROOT/build}")"
 
 mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs"
@@ -53,7 +59,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 echo "$$" >"$RUN_DIR/pids/run.pid"
-suite_start "$RUN_DIR" "$BUILD_DIR/bin"
+suite_start "$RUN_DIR" "$BUILD_DIR/bin" "$TOPOLOGY"
 
 ENV_FILE="$RUN_DIR/engage.env"
 cat <<EOF
@@ -67,6 +73,7 @@ Engage is running.
   demo service  $ENGAGE_DEMO_SERVICE
   env file      $ENV_FILE
   logs          $RUN_DIR/logs/
+  topology      $TOPOLOGY   (scripts/stack.sh status $RUN_DIR lists its nodes)
 
 Try it:
 

@@ -4,8 +4,10 @@
 # test.sh; the functions run in the caller's shell, so the services are its children (which is
 # what lets the supervisor learn their exit codes with `wait`).
 #
-#   suite_start RUNDIR BINDIR   stack, pepper, services, /readyz, demo tenant + service, and
-#                               last RUNDIR/engage.env (atomically)
+#   suite_start RUNDIR BINDIR [TOPOLOGY]
+#                               stack (single, sentinel or cluster: the argument, else
+#                               $TOPOLOGY, else single), pepper, services, /readyz, demo tenant
+#                               + service, and last RUNDIR/engage.env (atomically)
 #   suite_supervise             foreground loop: restarts any service that exits
 #   suite_stop_services         SIGTERM every service, 5 s grace, then SIGKILL; returns 1 when
 #                               one did not exit cleanly (code 0) in time
@@ -156,19 +158,28 @@ suite_create_demo() {
     die "engagectl service put $ENGAGE_DEMO_SERVICE failed"
 }
 
+# What the stack's topology sets in stack.env (scripts/stack.sh); each is written to engage.env
+# when the topology set it, and none leaks from the caller's environment into the services.
+SUITE_TOPOLOGY_KEYS=(ENGAGE_TOPOLOGY ENGAGE_NATS_URL ENGAGE_NATS_MONITOR_URL ENGAGE_JS_REPLICAS
+    ENGAGE_REDIS_URL ENGAGE_VOICE_REDIS_URL ENGAGE_REDIS_CLUSTER ENGAGE_REDIS_SENTINELS
+    ENGAGE_REDIS_MASTER ENGAGE_REDIS_MIN_REPLICAS ENGAGE_PG_DSN ENGAGE_PG_READ_DSN)
+
 suite_write_env() {
     local f="$SUITE_RUNDIR/engage.env" tmp name var k
     tmp="$f.tmp.$$"
     local -a keys=(ENGAGE_URL ENGAGE_API_KEY ENGAGE_ADMIN_KEY ENGAGE_TENANT_ID ENGAGE_NATS_URL
         ENGAGE_REDIS_URL ENGAGE_VOICE_REDIS_URL ENGAGE_PG_DSN ENGAGE_VOICE_EVENTS_STREAM
         ENGAGE_VOICE_COMMANDS_STREAM ENGAGE_VOICE_DEADLETTER_STREAM ENGAGE_DEMO_SERVICE
-        ENGAGE_KEY_PEPPER ENGAGE_BIN_DIR ENGAGE_RUN_DIR)
+        ENGAGE_KEY_PEPPER ENGAGE_BIN_DIR ENGAGE_RUN_DIR ENGAGE_TOPOLOGY ENGAGE_REDIS_CLUSTER
+        ENGAGE_REDIS_SENTINELS ENGAGE_REDIS_MASTER ENGAGE_REDIS_MIN_REPLICAS ENGAGE_JS_REPLICAS
+        ENGAGE_PG_READ_DSN)
     (
         umask 077
         {
             echo "# Engage suite in $SUITE_RUNDIR, written by scripts/suite.sh once every service"
             echo "# answered /readyz. Source it: set -a; source engage.env; set +a"
             for k in "${keys[@]}"; do
+                [[ -n "${!k+set}" ]] || continue
                 echo "$k=$(shell_quote "${!k}")"
             done
             for name in "${SUITE_SERVICES[@]}"; do
@@ -181,18 +192,19 @@ suite_write_env() {
 }
 
 suite_start() {
-    local rundir="$1" bindir="$2" name var
+    local rundir="$1" bindir="$2" topology="${3:-${TOPOLOGY:-single}}" name var
     SUITE_RUNDIR="$(abspath "$rundir")"
     SUITE_BINDIR="$(abspath "$bindir")"
     [[ -x "$SUITE_BINDIR/engage-api" ]] || die "no engage-api in $SUITE_BINDIR (build first)"
     mkdir -p "$SUITE_RUNDIR/pids" "$SUITE_RUNDIR/logs"
     rm -f "$SUITE_RUNDIR/engage.env"
 
-    "$SUITE_SCRIPTS_DIR/stack.sh" start "$SUITE_RUNDIR"
+    "$SUITE_SCRIPTS_DIR/stack.sh" start "$SUITE_RUNDIR" "$topology" || return 1
     # Fresh logs for this run (the stack's own were reset by stack.sh).
     for name in "${SUITE_ALL_SERVICES[@]}" engagectl supervisor; do
         rm -f "$SUITE_RUNDIR/logs/$name.log"
     done
+    unset "${SUITE_TOPOLOGY_KEYS[@]}"
     load_env_file "$SUITE_RUNDIR/stack.env"
     suite_pepper
 

@@ -8,8 +8,10 @@
 #
 # Order: the Criterion binaries in build-test/tests/{unit,integration,e2e}/ (each one's
 # "Synthesis:" line stays in the output), then tests/e2e/*.sh, then scripts/check-includes.sh,
-# scripts/check-readme.sh, scripts/check-lua.sh and the clang-format check; last, checks on the services themselves
-# (no crash during the tests, no sanitizer report in their logs, a clean exit on SIGTERM).
+# scripts/check-readme.sh, scripts/check-lua.sh and the clang-format check; then checks on the services themselves
+# (no crash during the tests, no sanitizer report in their logs, a clean exit on SIGTERM); last,
+# with that suite stopped, the topology fault tests tests/ha/*_test.sh (names ha/<file>), each
+# starting its own suite on its topology (sentinel, cluster) in its own run directory.
 #
 # Tests see the suite's environment: everything in engage.env (ENGAGE_URL, ENGAGE_API_KEY,
 # ENGAGE_NATS_URL, ENGAGE_REDIS_URL, ENGAGE_PG_DSN, ENGAGE_BIN_DIR, ...) plus ENGAGE_ENV_FILE
@@ -139,6 +141,26 @@ run_shell_tests() {
     done
 }
 
+# The topology fault tests, each with its own suite: run once the single suite is stopped.
+ha_tests_wanted() {
+    local t
+    for t in "$ROOT"/tests/ha/*_test.sh; do
+        [[ -f "$t" ]] || continue
+        [[ -z "$FILTER" || "ha/$(basename "$t")" =~ $FILTER ]] && return 0
+    done
+    return 1
+}
+
+run_ha_tests() {
+    local t name
+    export ENGAGE_HA_BIN_DIR="$BUILD_DIR/bin"
+    for t in "$ROOT"/tests/ha/*_test.sh; do
+        [[ -f "$t" ]] || continue
+        name="ha/$(basename "$t")"
+        run_test "$name" "$RUN_DIR/test-logs/ha-$(basename "$t").log" bash "$t"
+    done
+}
+
 run_format_check() {
     local -a files=()
     local f
@@ -262,6 +284,17 @@ stop_suite() {
     return "$rc"
 }
 
+SUITE_STOPPED=0
+stop_single_suite() {
+    section "stopping"
+    stop_suite
+    if ((SUITE_UP)); then
+        check_services
+    fi
+    "$ROOT/scripts/stack.sh" clean "$RUN_DIR"
+    SUITE_STOPPED=1
+}
+
 finish() {
     local rc=$? i passed=0 failed=0
     set +e
@@ -270,13 +303,8 @@ finish() {
     ((FINISHED)) && exit "$rc"
     FINISHED=1
     stop_current_test
-    if [[ -n "$RUN_DIR" ]]; then
-        section "stopping"
-        stop_suite
-        if ((SUITE_UP)); then
-            check_services
-        fi
-        "$ROOT/scripts/stack.sh" clean "$RUN_DIR"
+    if [[ -n "$RUN_DIR" ]] && ((!SUITE_STOPPED)); then
+        stop_single_suite
     fi
     ((INTERRUPTED)) && record "make test" FAIL "interrupted"
     if ((rc != 0 && ${#RESULT_NAMES[@]} == 0)); then
@@ -371,7 +399,9 @@ section "suite in $RUN_DIR"
     trap 'rc=$?; trap - EXIT; suite_stop_services || rc=1; exit "$rc"' EXIT
     trap 'exit 0' TERM
     trap '' INT
-    suite_start "$RUN_DIR" "$BUILD_DIR/bin" || exit 1
+    # Always the single topology (a TOPOLOGY left in the environment is for make run): the
+    # others have their own tests in tests/ha.
+    suite_start "$RUN_DIR" "$BUILD_DIR/bin" single || exit 1
     if [[ "${ENGAGE_TEST_SUPERVISE:-1}" == 1 ]]; then
         suite_supervise
     else
@@ -414,4 +444,12 @@ else
 fi
 
 run_checks
+if ha_tests_wanted; then
+    # As finish would do it (set +e: the checks record failures, they do not stop the run).
+    set +e
+    stop_single_suite
+    set -e
+    section "topology fault tests (tests/ha)"
+    run_ha_tests
+fi
 exit 0

@@ -12,6 +12,17 @@
 #     `scripts/stack.sh restart`; the services must reconnect by themselves.
 # CHAOS_SERVER_STOP=term stops the three servers cleanly instead; CHAOS_FAULTS="redis nats"
 # (any subset, in any order) runs only those faults, to narrow down a failure.
+# On the other topologies of scripts/stack.sh (ENGAGE_TOPOLOGY in engage.env) the faults are
+# the engines' failovers, again with `scripts/stack.sh kill|restart|promote`:
+#   redis-primary  (sentinel) kill -9 the primary the sentinels name; once they promoted a
+#                  replica, start it again: it must rejoin as a replica
+#   redis-master   (cluster) kill -9 the master of the test tenant's hash slot ({t:<tenant>});
+#                  once its replica took over, start it again (it rejoins as a replica)
+#   nats-leader    (cluster) kill -9 the NATS node that leads the ENGAGE_EVENTS stream; once
+#                  another leads it, start it again
+#   pg-promote     (cluster) stop the PostgreSQL primary and promote the standby
+# (defaults: redis-primary on sentinel, "redis-master nats-leader pg-promote" on cluster). Each
+# failover's length is printed ("failover: ...").
 #
 # Then, after the load stopped, it checks:
 #   1. every create answered 200 exists (retrieve over HTTP) and reaches COMPLETED with reason
@@ -28,15 +39,23 @@
 #      timestamp) after this test's start was caused by it; entries other tests added on purpose
 #      before it are left out by that bound.
 # It prints `chaos report: sent=N accepted=N completed=N dials=N duplicates=N lost=N
-# given_up=N` (given_up: attempts the scheduler gave up for lack of word) and exits
-# non-zero on any violation, printing the log lines of the callbacks concerned.
-# Creates answered 503 (or not at all) while something restarted are not accepted and are not
-# checked.
+# given_up=N unavailable_s=S` (given_up: attempts the scheduler gave up for lack of word;
+# unavailable_s: the longest stretch, from the creators' timestamps, in which every create that
+# ended got no 200 — a 503 or no answer — from the start of its first such request to the end
+# of its last) and exits non-zero on any violation, printing the log lines of the callbacks
+# concerned. Creates answered 503 (or not at all) while something restarted are not accepted
+# and are not checked.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
+# shellcheck source=scripts/stack_redis.sh
+source "$ROOT/scripts/stack_redis.sh"
+if [[ -f "$ROOT/scripts/stack_nats.sh" ]]; then
+    # shellcheck source=/dev/null
+    source "$ROOT/scripts/stack_nats.sh"
+fi
 : "${ENGAGE_ENV_FILE:?set ENGAGE_ENV_FILE to the engage.env of the suite (make test does)}"
 load_env_file "$ENGAGE_ENV_FILE"
 RUN_DIR="${ENGAGE_RUN_DIR:-$(dirname "$ENGAGE_ENV_FILE")}"
@@ -53,7 +72,14 @@ GAP=${CHAOS_GAP:-3} # seconds of load between two faults
 # The faults, in order (a subset narrows down a failure; make test runs them all).
 # voice-sim goes first: the calls it loses are given up after ATTEMPT_TIMEOUT while the other
 # faults run.
-FAULTS=${CHAOS_FAULTS:-voice-sim api scheduler ors-bridge archiver redis nats postgres}
+TOPOLOGY=${ENGAGE_TOPOLOGY:-single}
+case "$TOPOLOGY" in
+sentinel) DEFAULT_FAULTS="redis-primary" ;;
+cluster) DEFAULT_FAULTS="redis-master nats-leader pg-promote" ;;
+*) DEFAULT_FAULTS="voice-sim api scheduler ors-bridge archiver redis nats postgres" ;;
+esac
+FAULTS=${CHAOS_FAULTS:-$DEFAULT_FAULTS}
+FAILOVERS=()
 ATTEMPT_TIMEOUT=${CHAOS_ATTEMPT_TIMEOUT:-15}
 T0=$SECONDS
 
@@ -74,28 +100,49 @@ fail() {
 }
 stamp() { printf '[%3ds %s] %s\n' "$((SECONDS - T0))" "$(date -u +%H:%M:%S.%3N)" "$*"; }
 
-vredis_raw() { # redis-cli on the voice Redis (db from ENGAGE_VOICE_REDIS_URL)
-    local u="${ENGAGE_VOICE_REDIS_URL#redis://}" hostport db=0
-    hostport="${u%%/*}"
-    [[ "$u" == */* ]] && db="${u#*/}"
-    redis-cli --raw -h "${hostport%%:*}" -p "${hostport##*:}" -n "${db:-0}" "$@"
+# redis-cli on the voice Redis: ENGAGE_VOICE_REDIS_URL (with its db) when set; else Engage's
+# own target: the primary the sentinels name, or the cluster (-c, from a node that answers).
+vredis_raw() {
+    local u hostport db=0 name seed
+    if [[ -n "${ENGAGE_VOICE_REDIS_URL:-}" ]]; then
+        u="${ENGAGE_VOICE_REDIS_URL#redis://}"
+        hostport="${u%%/*}"
+        [[ "$u" == */* ]] && db="${u#*/}"
+        redis-cli --raw -h "${hostport%%:*}" -p "${hostport##*:}" -n "${db:-0}" "$@"
+    elif [[ -n "${ENGAGE_REDIS_SENTINELS:-}" ]]; then
+        name="$(redis_sentinel_primary "$RUN_DIR")"
+        redis-cli --raw -h 127.0.0.1 -p "$(redis_node_port "$RUN_DIR" "$name")" "$@"
+    elif [[ -n "${ENGAGE_REDIS_CLUSTER:-}" ]]; then
+        for seed in ${ENGAGE_REDIS_CLUSTER//,/ }; do
+            redis_ping "${seed##*:}" || continue
+            redis-cli --raw -c -h "${seed%:*}" -p "${seed##*:}" "$@"
+            return
+        done
+        die "no node of ENGAGE_REDIS_CLUSTER answers"
+    else
+        u="${ENGAGE_REDIS_URL#redis://}"
+        redis-cli --raw -h "${u%%:*}" -p "${u##*:}" "$@"
+    fi
 }
 
 # --- the load ------------------------------------------------------------------------------------
 
 # Creates immediate callbacks until $WORK/stop exists; one line per answer:
-# "<code> <id or -> <seconds since the test started>". Numbers end in 10, which voice-sim answers.
+# "<code> <id or -> <seconds since the test started> <sent at, ms> <answered at, ms>". Numbers
+# end in 10, which voice-sim answers.
 creator() {
-    local c="$1" n=0 out code id
+    local c="$1" n=0 out code id sent
     while [[ ! -e "$WORK/stop" ]]; do
         n=$((n + 1))
+        sent="${EPOCHREALTIME/./}"
         out="$(curl -s -m 10 -w '\n%{http_code}' -X POST "$ENGAGE_URL/engagement/v3/callbacks/create" \
             -H "x-api-key: $ENGAGE_API_KEY" -H 'Content-Type: application/json' \
             -d "{\"serviceName\":\"$SERVICE\",\"phoneNumber\":\"+1777$c$RUN_TAG$(printf '%04d' "$n")10\"}" ||
             true)"
         code="$(tail -n1 <<<"$out")"
         id="$(head -n1 <<<"$out" | jq -r '.data.id // empty' 2>/dev/null || true)"
-        echo "${code:-000} ${id:--} $((SECONDS - T0))" >>"$WORK/answers.$c"
+        echo "${code:-000} ${id:--} $((SECONDS - T0)) $((sent / 1000)) $((${EPOCHREALTIME/./} / 1000))" \
+            >>"$WORK/answers.$c"
         if [[ "$code" != 200 ]]; then
             printf '%s %s %s\n' "$(date -u +%H:%M:%S.%3N)" "${code:-000}" \
                 "$(head -n1 <<<"$out" | jq -c '.status // empty' 2>/dev/null || true)" >>"$WORK/refusals"
@@ -165,6 +212,129 @@ restart_server() {
     wait_all_ready "the $name restart"
 }
 
+# wait_until TIMEOUT CMD...: polls CMD (every 0.2 s) until it succeeds; prints the seconds taken
+# (one decimal), false on timeout.
+wait_until() {
+    local timeout="$1" start="${EPOCHREALTIME/./}" end
+    shift
+    end=$((start + timeout * 1000000))
+    while ((${EPOCHREALTIME/./} < end)); do
+        if "$@" >/dev/null 2>&1; then
+            awk -v d="$((${EPOCHREALTIME/./} - start))" 'BEGIN {printf "%.1f\n", d / 1e6}'
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+need_topology() { # FAULT TOPOLOGY
+    [[ "$TOPOLOGY" == "$2" ]] || die "fault $1 needs the $2 topology (this suite runs $TOPOLOGY)"
+}
+
+stack() { "$ROOT/scripts/stack.sh" "$@" 2>&1 | sed 's/^/  /'; }
+
+failover_note() { # what took how long
+    stamp "  $1"
+    FAILOVERS+=("$1")
+}
+
+primary_is_not() { [[ "$(redis_sentinel_primary "$RUN_DIR" 2>/dev/null)" != "$1" ]]; }
+is_replica() { # Redis node NAME says role:slave
+    redis-cli -h 127.0.0.1 -p "$(redis_node_port "$RUN_DIR" "$1")" info replication 2>/dev/null |
+        grep -q '^role:slave'
+}
+master_is_not() { # NAME KEY: another live master serves KEY's slot
+    local m
+    m="$(redis_cluster_master_for "$RUN_DIR" "$2" 2>/dev/null)" || return 1
+    [[ -n "$m" && "$m" != "$1" ]]
+}
+leader_is_not() { # K STREAM: another node leads STREAM
+    local k
+    k="$(nats_stream_leader "$RUN_DIR" "$2" 2>/dev/null)" || return 1
+    [[ -n "$k" && "$k" != "$1" ]]
+}
+
+fault_redis_primary() {
+    local old t
+    need_topology redis-primary sentinel
+    old="$(redis_sentinel_primary "$RUN_DIR")"
+    stamp "kill -9 the Redis primary $old"
+    stack kill "$RUN_DIR" "$old" || { fail "scripts/stack.sh kill $old failed"; return 0; }
+    if t="$(wait_until 30 primary_is_not "$old")"; then
+        failover_note "redis-primary: the sentinels named $(redis_sentinel_primary "$RUN_DIR") primary ${t}s after the kill of $old"
+    else
+        fail "the sentinels did not name another primary within 30 s of the kill of $old"
+    fi
+    sleep "$GAP"
+    stamp "start $old again"
+    stack restart "$RUN_DIR" "$old" || { fail "scripts/stack.sh restart $old failed"; return 0; }
+    if t="$(wait_until 30 is_replica "$old")"; then
+        stamp "  $old rejoined as a replica ${t}s after its start"
+    else
+        fail "$old did not become a replica within 30 s of its start"
+    fi
+    wait_all_ready "the Redis failover"
+}
+
+fault_redis_master() {
+    local key="{t:$ENGAGE_TENANT_ID}" old t
+    need_topology redis-master cluster
+    old="$(redis_cluster_master_for "$RUN_DIR" "$key")"
+    stamp "kill -9 the Redis Cluster master $old (slot of $key)"
+    stack kill "$RUN_DIR" "$old" || { fail "scripts/stack.sh kill $old failed"; return 0; }
+    if t="$(wait_until 30 master_is_not "$old" "$key")"; then
+        failover_note "redis-master: $(redis_cluster_master_for "$RUN_DIR" "$key") serves the slot ${t}s after the kill of $old"
+    else
+        fail "no replica took over the slot of $key within 30 s of the kill of $old"
+    fi
+    sleep "$GAP"
+    stamp "start $old again"
+    stack restart "$RUN_DIR" "$old" || { fail "scripts/stack.sh restart $old failed"; return 0; }
+    if t="$(wait_until 30 is_replica "$old")"; then
+        stamp "  $old rejoined as a replica ${t}s after its start"
+    else
+        fail "$old did not become a replica within 30 s of its start"
+    fi
+    wait_all_ready "the Redis Cluster failover"
+}
+
+fault_nats_leader() {
+    local stream=ENGAGE_EVENTS old t n
+    need_topology nats-leader cluster
+    declare -F nats_stream_replicas >/dev/null || die "fault nats-leader needs scripts/stack_nats.sh"
+    old="$(nats_stream_leader "$RUN_DIR" "$stream")"
+    # A stream on one server cannot survive its loss: say so rather than wait for a new leader.
+    n="$(nats_stream_replicas "$RUN_DIR" "$stream" 2>/dev/null || echo '?')"
+    if [[ "$n" != 3 ]]; then
+        fail "$stream is held by $n server(s), not 3 (ENGAGE_JS_REPLICAS=${ENGAGE_JS_REPLICAS:-unset}): its leader's loss was not tried"
+        return 0
+    fi
+    stamp "kill -9 nats-$old, the leader of $stream (held by $n servers)"
+    stack kill "$RUN_DIR" "nats-$old" || { fail "scripts/stack.sh kill nats-$old failed"; return 0; }
+    if t="$(wait_until 30 leader_is_not "$old" "$stream")"; then
+        failover_note "nats-leader: nats-$(nats_stream_leader "$RUN_DIR" "$stream") leads $stream ${t}s after the kill of nats-$old"
+    else
+        fail "no other NATS node led $stream within 30 s of the kill of nats-$old"
+    fi
+    sleep "$GAP"
+    stamp "start nats-$old again"
+    stack restart "$RUN_DIR" "nats-$old" || { fail "scripts/stack.sh restart nats-$old failed"; return 0; }
+    wait_all_ready "the NATS leader's loss"
+}
+
+fault_pg_promote() {
+    local start=${EPOCHREALTIME/./}
+    need_topology pg-promote cluster
+    stamp "stop the PostgreSQL primary and promote the standby"
+    if ! "$ROOT/scripts/stack.sh" promote "$RUN_DIR" 2>&1 | sed 's/^/  /'; then
+        fail "scripts/stack.sh promote failed"
+        return 0
+    fi
+    failover_note "pg-promote: the standby accepts writes $(awk -v d="$((${EPOCHREALTIME/./} - start))" 'BEGIN {printf "%.1f", d / 1e6}')s after the primary's stop began"
+    wait_all_ready "the PostgreSQL promotion"
+}
+
 # --- checks --------------------------------------------------------------------------------------
 
 # retrieve_all IDS_FILE OUT: one line per id, "<id>\t<http code>\t<state>\t<reason>", from one
@@ -174,6 +344,7 @@ retrieve_all() {
     : >"$out.raw"
     split -l 500 "$ids" "$WORK/chunk."
     for chunk in "$WORK"/chunk.*; do
+        [[ -f "$chunk" ]] || continue # no ids at all
         : >"$cfg"
         sep=""
         while read -r id; do
@@ -229,7 +400,14 @@ sleep "$GAP"
 for fault in $FAULTS; do
     case "$fault" in
     api | scheduler | ors-bridge | archiver | voice-sim) kill_service "$fault" ;;
-    redis | nats | postgres) restart_server "$fault" ;;
+    redis | nats | postgres)
+        need_topology "$fault" single
+        restart_server "$fault"
+        ;;
+    redis-primary) fault_redis_primary ;;
+    redis-master) fault_redis_master ;;
+    nats-leader) fault_nats_leader ;;
+    pg-promote) fault_pg_promote ;;
     *) die "CHAOS_FAULTS: unknown fault '$fault'" ;;
     esac
     sleep "$GAP"
@@ -246,6 +424,14 @@ accepted=$(wc -l <"$WORK/accepted")
 after_faults=$(awk -v t="$LAST_FAULT" '$1 == "200" && $3 >= t' "$WORK/all" | wc -l)
 echo "answers by code: $(awk '{print $1}' "$WORK/all" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')"
 echo "accepted after the last fault: $after_faults"
+# The longest run of answers (in the order they arrived, all creators together) that were not 200,
+# from the start of its first request to the end of its last.
+unavailable_s=$(sort -n -k5,5 "$WORK/all" | awk '
+    $1 != "200" { if (!run) { run = 1; s = $4 } e = $5; next }
+    run { if (e - s > m) m = e - s; run = 0 }
+    END { if (run && e - s > m) m = e - s; printf "%.1f\n", m / 1000 }')
+echo "longest stretch without a 200 to create: ${unavailable_s}s"
+for note in "${FAILOVERS[@]}"; do echo "failover: $note"; done
 if [[ -s "$WORK/refusals" ]]; then
     echo "creates not accepted (time, code, status):"
     sed 's/^/    /' "$WORK/refusals"
@@ -357,7 +543,7 @@ if ((${#bad_ids[@]} > 0)); then
     show_logs "${bad_ids[@]}"
 fi
 
-echo "chaos report: sent=$sent accepted=$accepted completed=$completed dials=$dials duplicates=$duplicates lost=$lost given_up=$given_up"
+echo "chaos report: topology=$TOPOLOGY sent=$sent accepted=$accepted completed=$completed dials=$dials duplicates=$duplicates lost=$lost given_up=$given_up unavailable_s=$unavailable_s"
 if ((failures > 0)); then
     echo "FAIL: $failures check(s) failed (logs in $LOGS)"
     exit 1
