@@ -107,7 +107,7 @@ stop_services() {
     for f in "$RUNDIR"/pids/*.pid; do
         [[ -f "$f" ]] || continue
         name="$(basename "$f" .pid)"
-        case "$name" in nats | redis | postgres | run | supervisor) continue ;; esac
+        case "$name" in nats | redis | postgres | pg-* | run | supervisor) continue ;; esac
         pid="$(read_pid "$f")"
         if pid_matches "$pid" '(engage-[a-z-]+|voice-sim|fake-[a-z-]+)'; then
             log "stopping $name (pid $pid)"
@@ -149,6 +149,16 @@ stop_postgres() {
     rm -f "$RUNDIR/pids/postgres.pid"
 }
 
+# The streaming standby of scripts/stack_pg.sh, when one was started (data in $PGBASE/standby).
+stop_pg_standby() {
+    if [[ -f "$PGBASE/standby/postmaster.pid" ]]; then
+        log "stopping the postgres standby"
+        as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/standby" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/standby" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -f "$RUNDIR/pids/pg-standby.pid"
+}
+
 stop_server() {
     local name="$1" re="$2" pid
     pid="$(read_pid "$RUNDIR/pids/$name.pid")"
@@ -164,6 +174,7 @@ do_stop() {
     stop_controllers
     stop_services
     stop_postgres
+    stop_pg_standby
     stop_server nats 'nats-server'
     stop_server redis 'redis-server'
 }
@@ -327,7 +338,7 @@ do_start() {
     # Anything left from an earlier run goes first, then its data: every start is fresh.
     do_stop
     wipe_data
-    rm -f "$RUNDIR/stack.env" "$RUNDIR/logs/nats.log" "$RUNDIR/logs/redis.log" \
+    rm -f "$RUNDIR/stack.env" "$RUNDIR/pg.env" "$RUNDIR/logs/nats.log" "$RUNDIR/logs/redis.log" \
         "$RUNDIR/logs/postgres.log"
     start_nats
     start_redis
