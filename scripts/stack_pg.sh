@@ -7,7 +7,8 @@
 #                            streams, write DIR/pg.env:
 #                              ENGAGE_PG_DSN       both hosts, primary first, read-write
 #                              ENGAGE_PG_READ_DSN  both hosts, standby first, prefer-standby
-#                            pid DIR/pids/pg-standby.pid, log DIR/logs/pg-standby.log
+#                            pid DIR/pids/pg-standby.pid, log DIR/logs/pg-standby.log;
+#                            hot_standby_feedback=on, so replay does not cancel history reads
 #   pg_primary_stop DIR      pg_ctl stop -m immediate of the primary (a crash: no checkpoint)
 #   pg_standby_promote DIR   SELECT pg_promote(), then wait until pg_is_in_recovery() is false
 #   pg_standby_port DIR      prints the standby's port
@@ -88,7 +89,7 @@ pg_replication_slots WHERE slot_name = '$STACK_PG_SLOT'" >/dev/null
         sport="$(pick_free_port)"
         log "starting the postgres standby on 127.0.0.1:$sport (data $base/standby)"
         if stack_pg_as "$base" "$STACK_PG_BIN/pg_ctl" -D "$base/standby" -l "$base/standby.log" \
-            -o "-p $sport" -w -t 60 start >/dev/null 2>&1 &&
+            -o "-p $sport -c hot_standby_feedback=on" -w -t 60 start >/dev/null 2>&1 &&
             pg_isready -q -h 127.0.0.1 -p "$sport" -t 10; then
             break
         fi
