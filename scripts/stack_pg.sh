@@ -11,6 +11,8 @@
 #                            hot_standby_feedback=on, so replay does not cancel history reads
 #   pg_primary_stop DIR      pg_ctl stop -m immediate of the primary (a crash: no checkpoint)
 #   pg_standby_promote DIR   SELECT pg_promote(), then wait until pg_is_in_recovery() is false
+#   pg_standby_stop DIR      pg_ctl stop -m immediate of the standby (its port is kept)
+#   pg_standby_resume DIR    start a stopped standby again on its port, wait until it streams
 #   pg_standby_port DIR      prints the standby's port
 #
 # The standby's data is DIR/pg/standby (DIR/pg links to /var/tmp/engage-<hash>, which the
@@ -62,8 +64,45 @@ pg_standby_port() {
     printf '%s\n' "$port"
 }
 
+# Waits until the primary on PPORT sees the standby on SPORT stream (its WAL receiver).
+stack_pg_wait_streaming() {
+    local pport="$1" sport="$2" i streaming=""
+    for ((i = 0; i < 100; i++)); do
+        streaming="$(stack_pg_sql "$pport" "SELECT count(*) FROM pg_stat_replication WHERE \
+state = 'streaming'" 2>/dev/null || true)"
+        [[ "$streaming" =~ ^[1-9] ]] && return 0
+        sleep 0.1
+    done
+    die "the standby on $sport does not stream from $pport"
+}
+
+pg_standby_stop() {
+    local dir base
+    dir="$(abspath "$1")"
+    base="$(stack_pg_base "$dir")"
+    [[ -f "$base/standby/postmaster.pid" ]] || die "the standby is not running"
+    log "stopping the postgres standby (pg_ctl stop -m immediate)"
+    stack_pg_as "$base" "$STACK_PG_BIN/pg_ctl" -D "$base/standby" -m immediate -w -t 30 stop \
+        >/dev/null 2>&1 || die "pg_ctl stop -m immediate of the standby failed"
+}
+
+pg_standby_resume() {
+    local dir base sport pport
+    dir="$(abspath "$1")"
+    base="$(stack_pg_base "$dir")"
+    sport="$(cat "$base/standby.port" 2>/dev/null || true)"
+    [[ -n "$sport" ]] || die "no standby was started in $base"
+    pport="$(stack_pg_port_of "$base/pg")"
+    log "starting the postgres standby on 127.0.0.1:$sport again"
+    stack_pg_as "$base" "$STACK_PG_BIN/pg_ctl" -D "$base/standby" -l "$base/standby.log" \
+        -o "-p $sport -c hot_standby_feedback=on" -w -t 60 start >/dev/null 2>&1 ||
+        die "the standby did not start again on $sport"
+    head -n1 "$base/standby/postmaster.pid" >"$dir/pids/pg-standby.pid"
+    [[ -z "$pport" ]] || stack_pg_wait_streaming "$pport" "$sport"
+}
+
 pg_standby_start() {
-    local dir base pport sport i t0 streaming=""
+    local dir base pport sport i t0
     dir="$(abspath "$1")"
     base="$(stack_pg_base "$dir")"
     pport="$(stack_pg_port_of "$base/pg")"
@@ -101,14 +140,8 @@ pg_replication_slots WHERE slot_name = '$STACK_PG_SLOT'" >/dev/null
     done
     [[ -n "$sport" ]] || die "could not start the postgres standby"
     head -n1 "$base/standby/postmaster.pid" >"$dir/pids/pg-standby.pid"
-    # Streaming, not just started: the primary sees its WAL receiver.
-    for ((i = 0; i < 100; i++)); do
-        streaming="$(stack_pg_sql "$pport" "SELECT count(*) FROM pg_stat_replication WHERE \
-state = 'streaming'" 2>/dev/null || true)"
-        [[ "$streaming" =~ ^[1-9] ]] && break
-        sleep 0.1
-    done
-    [[ "$streaming" =~ ^[1-9] ]] || die "the standby on $sport does not stream from $pport"
+    echo "$sport" >"$base/standby.port"
+    stack_pg_wait_streaming "$pport" "$sport"
     local common="user=postgres dbname=engage connect_timeout=2"
     {
         echo "# Written by scripts/stack_pg.sh: primary 127.0.0.1:$pport, standby 127.0.0.1:$sport"

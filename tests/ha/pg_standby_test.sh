@@ -8,8 +8,8 @@
 #     accepted callback has its row in callbacks (the archiver lost nothing and doubled nothing);
 #   - every service is still the process it was, and admin writes succeed again after the
 #     promotion (the scheduler found the new primary);
-#   - history search (ENGAGE_PG_READ_DSN) answers while the primary is down, from the standby,
-#     and again after the promotion.
+#   - history search (ENGAGE_PG_READ_DSN) answers while the standby is down (from the primary),
+#     while the primary is down (from the standby), and after the promotion.
 # It prints the replication lag it measured (a row written on the primary until the standby
 # shows it), the longest stretch in which writes failed (admin writes through the scheduler, and
 # plain libpq writes on ENGAGE_PG_DSN), and a report line. Bounded (about 40 s); run it from the
@@ -199,6 +199,14 @@ echo "replication lag: a row committed on the primary showed on the standby with
     "(worst of 20; pg_stat_replication replay_lag ${replay_lag:-?} ms)"
 [[ -n "$lag_ms" ]] || fail "the standby did not show the probe rows"
 
+# The standby down: searches move to the primary (prefer-standby) and keep answering.
+pg_standby_stop "$RUN"
+if search_ok; then
+    echo "history search answered (from the primary) while the standby was down"
+else
+    fail "history search did not answer while the standby was down"
+fi
+pg_standby_resume "$RUN"
 sleep "$LOAD_BEFORE"
 search_ok || fail "history search did not answer before the failover"
 t_stop=$(now_ms)
