@@ -273,6 +273,18 @@ dropped="$(grep -c 'dropping event' "$RUN/logs/archiver.log" || true)"
 ((dropped == 0)) || fail "the archiver dropped $dropped event(s) for good"
 redelivered="$(grep -c 'will be redelivered' "$RUN/logs/archiver.log" || true)"
 
+# The services stop cleanly, with no sanitizer report (the test build runs them under ASan).
+for s in scheduler archiver api; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
+for s in scheduler archiver api; do
+    code=0
+    wait "${PID[$s]}" || code=$?
+    ((code == 0)) || fail "$s exited with code $code on SIGTERM"
+    rm -f "$RUN/pids/$s.pid"
+done
+if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$RUN"/logs/{scheduler,archiver,api}.log; then
+    fail "a sanitizer report in the services' logs (above)"
+fi
+
 admin_out="$(longest_outage "$WORK/admin" '^200$')"
 pg_out="$(longest_outage "$WORK/pgwrites" '^0$')"
 create_out="$(longest_outage "$WORK/creates" '^200$')"
