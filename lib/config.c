@@ -112,6 +112,7 @@ eg_status_t eg_config_load(eg_config_t *cfg, const char *service)
     cfg->redis_url = eg_config_redis_target("ENGAGE_REDIS", NULL);
     cfg->voice_redis_url = eg_config_redis_target("ENGAGE_VOICE_REDIS", cfg->redis_url);
     cfg->pg_dsn = eg_xstrdup(eg_config_str("ENGAGE_PG_DSN", "host=127.0.0.1 dbname=engage"));
+    cfg->pg_read_dsn = eg_xstrdup(eg_config_str("ENGAGE_PG_READ_DSN", cfg->pg_dsn));
     cfg->http_addr = eg_xstrdup(eg_config_str("ENGAGE_HTTP_ADDR", "127.0.0.1"));
     long def_port = strcmp(service, "api") == 0 ? 8080 : 0;
     cfg->http_port = (int)eg_config_int("ENGAGE_HTTP_PORT", def_port, 0, 65535);
@@ -149,6 +150,7 @@ void eg_config_free(eg_config_t *cfg)
                        &cfg->redis_url,
                        &cfg->voice_redis_url,
                        &cfg->pg_dsn,
+                       &cfg->pg_read_dsn,
                        &cfg->http_addr,
                        &cfg->consul_addr,
                        &cfg->advertise_addr,

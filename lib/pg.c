@@ -16,6 +16,15 @@
  * too. As with Redis, a retried statement may already have committed before the connection
  * broke; Engage's writes are idempotent (keyed on ids, version compare-and-set) for that reason.
  *
+ * Failover: a DSN may name several hosts ("host=a,b port=1,2 target_session_attrs=read-write");
+ * libpq walks them on every connect and PQreset, so a reconnect after the primary died lands on
+ * whichever host is primary now (the promoted standby), and fails with EG_EUNAVAIL while none
+ * is. Some errors leave the socket up although the session is of no use: a statement on a
+ * standby (25006 read_only_sql_transaction), the server shutting down (57P01..57P03), class 08.
+ * They count as a lost connection (EG_EUNAVAIL, the session marked stale): outside a
+ * transaction the session is replaced and the statement sent once more, as above; inside one
+ * the call fails and the next statement after the caller's commit or rollback reconnects.
+ *
  * Every session sets client_min_messages=warning and installs a notice processor that drops
  * notices, so "relation already exists, skipping" and the like never reach stderr.
  *
@@ -63,6 +72,7 @@ typedef struct {
 struct eg_pg {
     PGconn *conn;
     bool in_tx;
+    bool stale; /* the session is still up but must be replaced (see session_lost) */
     char err[512];
     prepared_t *prepared;
     size_t nprepared;
@@ -164,6 +174,7 @@ static eg_status_t reset(eg_pg_t *pg)
     PQreset(pg->conn);
     forget_prepared(pg);
     pg->in_tx = false;
+    pg->stale = false;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         set_error(pg, "reconnect: %s", PQerrorMessage(pg->conn));
         eg_log_warn("postgres: %s", pg->err);
@@ -173,6 +184,20 @@ static eg_status_t reset(eg_pg_t *pg)
     st = session_setup(pg);
 out:
     return st;
+}
+
+/* SQLSTATEs that say this session cannot serve the caller any more, though libpq may still
+ * count the connection as good: class 08 (connection exceptions), 57P01..57P03 (an
+ * administrator's or the server's shutdown, "cannot connect now" while it starts or stops), and
+ * 25006 read_only_sql_transaction, which a read-write statement gets on a standby (a DSN
+ * without target_session_attrs=read-write, or a server that went read-only under us). A new
+ * session is what helps: libpq then walks the DSN's hosts again and target_session_attrs picks
+ * the one that is primary now. */
+static bool session_lost(const char *state)
+{
+    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+           strcmp(state, "25006") == 0;
 }
 
 /* Store the error of a failed result and map it to a status. */
@@ -193,6 +218,10 @@ static eg_status_t classify(eg_pg_t *pg, const PGresult *r)
     }
     if (state != NULL && strcmp(state, "23505") == 0) {
         return EG_ECONFLICT;
+    }
+    if (state != NULL && session_lost(state)) {
+        pg->stale = true;
+        return EG_EUNAVAIL;
     }
     return EG_EIO;
 }
@@ -260,7 +289,7 @@ static eg_status_t run_stmt(eg_pg_t *pg, const char *name, const char *sql, int 
         *out = NULL;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (PQstatus(pg->conn) == CONNECTION_BAD) {
+        if (PQstatus(pg->conn) == CONNECTION_BAD || pg->stale) {
             if (pg->in_tx || !retry) {
                 set_error(pg, "connection lost%s",
                           pg->in_tx ? " inside a transaction" : "; not retried");
@@ -283,9 +312,18 @@ static eg_status_t run_stmt(eg_pg_t *pg, const char *name, const char *sql, int 
             goto out;
         }
         if (PQstatus(pg->conn) != CONNECTION_BAD) {
+            bool was_in_tx = pg->in_tx;
             st = classify(pg, r);
             pg->in_tx = tx_open(pg->conn);
-            goto out;
+            if (st != EG_EUNAVAIL || was_in_tx || !retry) {
+                goto out;
+            }
+            /* The session is lost though the socket is not (see session_lost), and the
+             * statement did not run: send it once more on a new session. */
+            eg_log_warn("postgres: %s; reconnecting", pg->err);
+            PQclear(r);
+            r = NULL;
+            continue;
         }
         set_error(pg, "connection lost: %s", PQerrorMessage(pg->conn));
         eg_log_warn("postgres: %s", pg->err);
@@ -487,8 +525,9 @@ eg_status_t eg_pg_rollback(eg_pg_t *pg)
 {
     eg_status_t st;
 
-    if (PQstatus(pg->conn) == CONNECTION_BAD) {
-        /* The server has already rolled back; there is nothing to send. */
+    if (PQstatus(pg->conn) == CONNECTION_BAD || pg->stale) {
+        /* The server has already rolled back (or will, when the next statement replaces the
+         * session); there is nothing to send. */
         pg->in_tx = false;
         st = EG_OK;
         goto out;
@@ -527,8 +566,8 @@ static eg_status_t apply(eg_pg_t *pg, const eg_migration_t *m)
             set_error(pg, "connection lost: %s", PQerrorMessage(pg->conn));
             st = EG_EUNAVAIL;
         } else {
-            classify(pg, r);
-            st = EG_EIO;
+            /* A lost session stays EG_EUNAVAIL (the caller's retry may find the primary). */
+            st = classify(pg, r) == EG_EUNAVAIL ? EG_EUNAVAIL : EG_EIO;
         }
         memcpy(why, pg->err, sizeof(why));
         set_error(pg, "migration %d (%s): %s", m->version, m->name, why);

@@ -159,7 +159,7 @@ stop_services() {
     for f in "$RUNDIR"/pids/*.pid; do
         [[ -f "$f" ]] || continue
         name="$(basename "$f" .pid)"
-        case "$name" in nats | redis | postgres | run | supervisor) continue ;; esac
+        case "$name" in nats | redis | postgres | pg-* | run | supervisor) continue ;; esac
         pid="$(read_pid "$f")"
         # The topologies' nodes are stopped after the services (stop_nodes).
         pid_matches "$pid" "$SERVER_RE" && continue
@@ -201,6 +201,16 @@ stop_postgres() {
         stop_pid "$pid" 15 postgres || true
     fi
     rm -f "$RUNDIR/pids/postgres.pid"
+}
+
+# The streaming standby of scripts/stack_pg.sh, when one was started (data in $PGBASE/standby).
+stop_pg_standby() {
+    if [[ -f "$PGBASE/standby/postmaster.pid" ]]; then
+        log "stopping the postgres standby"
+        as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/standby" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            as_pg "$PG_BIN/pg_ctl" -D "$PGBASE/standby" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -f "$RUNDIR/pids/pg-standby.pid"
 }
 
 stop_server() {
@@ -258,6 +268,7 @@ do_stop() {
     stop_controllers
     stop_services
     stop_postgres
+    stop_pg_standby
     stop_server nats 'nats-server'
     stop_server redis 'redis-server'
     stop_nodes
@@ -510,7 +521,7 @@ do_start() {
     # Anything left from an earlier run goes first, then its data: every start is fresh.
     do_stop
     wipe_data
-    rm -f "$RUNDIR/stack.env" "$RUNDIR/logs/nats.log" "$RUNDIR/logs/redis.log" \
+    rm -f "$RUNDIR/stack.env" "$RUNDIR/pg.env" "$RUNDIR/logs/nats.log" "$RUNDIR/logs/redis.log" \
         "$RUNDIR/logs/postgres.log"
     for f in "$RUNDIR"/logs/{redis,sentinel,nats,pg}-*.log; do
         rm -f "$f"

@@ -18,7 +18,9 @@
  *
  * Besides the writes it keeps the tables' day partitions and retention (partitions.c: at start
  * and every hour) and answers history requests on engage.archive.> in queue group "archiver"
- * (requests.c: search, GDPR erase and export).
+ * (requests.c: search, GDPR erase and export). Searches read on ENGAGE_PG_READ_DSN (default
+ * ENGAGE_PG_DSN), which may point at a streaming standby; every write, retention and GDPR stay on
+ * ENGAGE_PG_DSN. Both may list several hosts: eg_pg follows a promotion (lib/pg.c).
  *
  * Test hook: ENGAGE_CLOCK_OFFSET_MS (default 0) is added to "now" for retention decisions only
  * (which partitions and rows are old enough to drop), so a test can see history of "20 days
@@ -31,7 +33,8 @@
  * connection; nothing else touches either (the main thread closes them after joining it). One
  * maintenance thread owns another PostgreSQL connection for partitions and retention, and checks
  * the stop flag every MAINT_TICK_MS between runs. ENGAGE_WORKERS request workers each own a
- * queue subscription (its own NATS delivery thread) and a PostgreSQL connection; a GDPR request
+ * queue subscription (its own NATS delivery thread) and a PostgreSQL connection (two when
+ * ENGAGE_PG_READ_DSN differs: the second for searches); a GDPR request
  * makes nested requests to the scheduler on the shared, thread-safe bus. When a fetch fails (the
  * durable was deleted, the server restarted) the thread binds the consumer again; readiness
  * reports it unbound meanwhile. After RECHECK_IDLE_MS without a message it binds afresh too (a
@@ -428,7 +431,11 @@ int main(void)
         w->gate = &a.gate;
         w->requests = a.requests;
         w->errors = a.request_errors;
+        /* Searches read on ENGAGE_PG_READ_DSN; a connection of their own only when it is
+         * another DSN than the primary's. */
+        bool own_reader = strcmp(cfg.pg_read_dsn, cfg.pg_dsn) != 0;
         if (eg_pg_open(&w->pg, cfg.pg_dsn) != EG_OK ||
+            (own_reader && eg_pg_open(&w->read_pg, cfg.pg_read_dsn) != EG_OK) ||
             eg_bus_subscribe(a.bus, EG_SUBJ_ARCHIVE_ALL, EG_ARCHIVE_QUEUE, requests_handle, w) !=
                 EG_OK) {
             eg_log_error("cannot start request worker %d", i);
@@ -459,8 +466,10 @@ out:
     eg_service_stop(svc);
     eg_bus_consumer_close(a.consumer);
     eg_bus_close(a.bus); /* drains the request subscriptions: no handler runs after this */
-    for (int i = 0; a.workers && i < cfg.workers; i++)
+    for (int i = 0; a.workers && i < cfg.workers; i++) {
         eg_pg_close(a.workers[i].pg);
+        eg_pg_close(a.workers[i].read_pg);
+    }
     free(a.workers);
     eg_pg_close(a.pg);
     eg_pg_close(a.maint_pg);

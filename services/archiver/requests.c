@@ -1,6 +1,12 @@
 /* Decoding of engage.archive.* requests, dispatch to history.c and gdpr.c, encoding of the
  * answer. Each worker thread has its own subscription in the queue group "archiver" and its own
- * PostgreSQL connection, so requests run in parallel and no connection is shared. */
+ * PostgreSQL connections, so requests run in parallel and no connection is shared.
+ *
+ * Searches (the admin search and export, the callback finder) read through the worker's read
+ * connection (ENGAGE_PG_READ_DSN), which may be a streaming standby: they see the history as
+ * of the standby's replay, a moment behind the primary (docs/operations.md). GDPR erase and
+ * export stay on the primary: an erase writes, and an export must hold everything of the
+ * number, and it writes its audit row. */
 #include "requests.h"
 
 #include <stdio.h>
@@ -21,7 +27,8 @@ static eg_status_t handle_search(arch_worker_t *w, eg_bus_t *bus, eg_bus_msg_t *
         eg__archive_search_request__unpack(NULL, eg_bus_msg_len(msg), eg_bus_msg_data(msg));
     if (req == NULL)
         return EG_EPROTO;
-    eg_status_t st = history_search(w->pg, req, &r, why, sizeof why);
+    eg_status_t st =
+        history_search(w->read_pg != NULL ? w->read_pg : w->pg, req, &r, why, sizeof why);
     eg__archive_search_request__free_unpacked(req, NULL);
     if (st != EG_OK) {
         eg_bus_reply_status(bus, msg, st, why);

@@ -18,10 +18,11 @@ typedef struct {
     atomic_int inflight;
 } arch_gate_t;
 
-/** One per request thread: its own PostgreSQL connection (nothing else uses it). */
+/** One per request thread: its own PostgreSQL connections (nothing else uses them). */
 typedef struct {
     gdpr_ctx_t gdpr;
-    eg_pg_t *pg;
+    eg_pg_t *pg;            /**< ENGAGE_PG_DSN, the primary: GDPR erase and export */
+    eg_pg_t *read_pg;       /**< ENGAGE_PG_READ_DSN, may be a standby: searches; NULL = use pg */
     arch_gate_t *gate;      /**< shared */
     eg_counter_t *requests; /**< shared, atomic */
     eg_counter_t *errors;   /**< shared, atomic */

@@ -11,6 +11,8 @@ typedef struct {
     char *redis_url;       /**< the store target (eg_config_redis_target "ENGAGE_REDIS") */
     char *voice_redis_url; /**< the voice platform's ("ENGAGE_VOICE_REDIS"), default redis_url */
     char *pg_dsn;          /**< ENGAGE_PG_DSN, default "host=127.0.0.1 dbname=engage" */
+    char *pg_read_dsn;     /**< ENGAGE_PG_READ_DSN (history reads; may name a standby),
+                                default = pg_dsn */
     char *http_addr;       /**< ENGAGE_HTTP_ADDR, default 127.0.0.1 */
     int http_port;         /**< ENGAGE_HTTP_PORT (api default 8080, others 0 = any free port) */
     int http_threads;      /**< ENGAGE_HTTP_THREADS, default 16 */

@@ -13,7 +13,10 @@
 typedef struct eg_pg eg_pg_t;
 typedef struct eg_pg_res eg_pg_res_t;
 
-/** Connect with a libpq DSN (key=value or postgres:// URI). EG_EUNAVAIL when unreachable. */
+/** Connect with a libpq DSN (key=value or postgres:// URI). A DSN may list several hosts
+ *  (host=a,b port=1,2) with target_session_attrs (read-write for writers, prefer-standby for
+ *  history reads): every connect and reconnect walks them in order, so the handle follows a
+ *  promotion. EG_EUNAVAIL when unreachable (or no listed host fits target_session_attrs). */
 eg_status_t eg_pg_open(eg_pg_t **out, const char *dsn);
 void eg_pg_close(eg_pg_t *pg);
 /** A cheap round trip (SELECT 1). */
@@ -22,7 +25,9 @@ eg_status_t eg_pg_ping(eg_pg_t *pg);
 /** Run one statement with $1..$n text parameters (NULL entry = SQL NULL). *res may be NULL
  *  when the rows are not wanted; otherwise the caller frees it with eg_pg_res_free.
  *  Statuses: unique violation EG_ECONFLICT; connection lost EG_EUNAVAIL (reconnected and retried
- *  once when outside a transaction); other errors EG_EIO (message in eg_pg_error). */
+ *  once when outside a transaction), and so is a session that is up but of no use: SQLSTATE
+ *  class 08, 57P01..57P03 (shutdown, cannot connect now) and 25006 (read-only: a write on a
+ *  standby); other errors EG_EIO (message in eg_pg_error). */
 eg_status_t eg_pg_exec(eg_pg_t *pg, const char *sql, int nparams, const char *const *params,
                        eg_pg_res_t **res);
 

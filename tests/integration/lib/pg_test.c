@@ -480,6 +480,38 @@ Test(pg, connection_lost_inside_transaction_is_unavailable)
     drop_schema(&sc);
 }
 
+/* A session that went read-only under a writer (what a connection that landed on a standby
+ * gets: SQLSTATE 25006) is of no use to it: outside a transaction the handle replaces the
+ * session and the write goes through; inside one the call is EG_EUNAVAIL (retried by the
+ * caller, never a silent EG_EIO) and the statement after the rollback is on a new session. */
+Test(pg, read_only_session_is_unavailable_and_replaced)
+{
+    schema_t sc;
+    fresh_schema(&sc);
+    eg_pg_t *pg = open_dsn(sc.dsn);
+
+    exec_ok(pg, "CREATE TABLE t (id int PRIMARY KEY)");
+    long before = query_long(pg, "SELECT pg_backend_pid()", 0, NULL);
+    exec_ok(pg, "SET default_transaction_read_only = on");
+    cr_assert_eq(eg_pg_exec(pg, "INSERT INTO t VALUES (1)", 0, NULL, NULL), EG_OK,
+                 "a write on a read-only session was not sent again on a new one: %s",
+                 eg_pg_error(pg));
+    cr_assert_neq(query_long(pg, "SELECT pg_backend_pid()", 0, NULL), before, "same session");
+
+    exec_ok(pg, "SET default_transaction_read_only = on");
+    cr_assert_eq(eg_pg_begin(pg), EG_OK);
+    cr_assert_eq(eg_pg_exec(pg, "INSERT INTO t VALUES (2)", 0, NULL, NULL), EG_EUNAVAIL, "%s",
+                 eg_pg_error(pg));
+    cr_assert(strncmp(eg_pg_error(pg), "25006", 5) == 0, "%s", eg_pg_error(pg));
+    cr_assert_eq(eg_pg_rollback(pg), EG_OK);
+    cr_assert_eq(eg_pg_exec(pg, "INSERT INTO t VALUES (3)", 0, NULL, NULL), EG_OK, "%s",
+                 eg_pg_error(pg));
+    cr_assert_eq(query_long(pg, "SELECT count(*) FROM t", 0, NULL), 2);
+
+    eg_pg_close(pg);
+    drop_schema(&sc);
+}
+
 /* How often this session has executed the prepared statement name (PostgreSQL counts the plans
  * it used), or -1 when the session has no such statement. */
 static long executions(eg_pg_t *pg, const char *name)
