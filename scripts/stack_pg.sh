@@ -4,7 +4,8 @@
 #
 #   pg_standby_start DIR     pg_basebackup -R -X stream of the primary (with a replication slot)
 #                            into the /var/tmp base of DIR, start it on a free port, wait until it
-#                            streams, write DIR/pg.env:
+#                            streams, turn synchronous replication on (unless STACK_PG_SYNC=0),
+#                            write DIR/pg.env:
 #                              ENGAGE_PG_DSN       both hosts, primary first, read-write
 #                              ENGAGE_PG_READ_DSN  both hosts, standby first, prefer-standby
 #                            pid DIR/pids/pg-standby.pid, log DIR/logs/pg-standby.log;
@@ -142,6 +143,15 @@ pg_replication_slots WHERE slot_name = '$STACK_PG_SLOT'" >/dev/null
     head -n1 "$base/standby/postmaster.pid" >"$dir/pids/pg-standby.pid"
     echo "$sport" >"$base/standby.port"
     stack_pg_wait_streaming "$pport" "$sport"
+    if [[ "${STACK_PG_SYNC:-1}" == 1 ]]; then
+        # Synchronous replication: a commit returns once the standby has flushed it, so a
+        # promotion loses nothing a service was told was committed (the archiver acks JetStream
+        # after its commit). Set on the primary only, after the base backup: the promoted
+        # standby then runs without a standby to wait for.
+        stack_pg_sql "$pport" "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+        stack_pg_sql "$pport" "SELECT pg_reload_conf()" >/dev/null
+        log "synchronous replication on (synchronous_standby_names = '*')"
+    fi
     local common="user=postgres dbname=engage connect_timeout=2"
     {
         echo "# Written by scripts/stack_pg.sh: primary 127.0.0.1:$pport, standby 127.0.0.1:$sport"
