@@ -6,6 +6,14 @@
  * connect) and eg_bus_close (connection closed) through one mutex and condition variable. The
  * bus is only freed after the closed callback ran, so no late callback sees freed memory.
  *
+ * A cluster: the URL may list several servers (split for natsOptions_SetServers). When the one
+ * in use dies, nats.c moves to another of the list (or one the cluster told it about) and
+ * renews every subscription there, queue groups included. Meanwhile nothing is handed to the
+ * connection (nats.c would buffer it and might send it after we reported a failure): requests
+ * and JetStream calls wait for the reconnect within their timeouts (bus_wait_up), which is safe
+ * because nothing was sent yet. What was sent and lost with the server is the caller's to
+ * repeat, except JetStream publishes, which carry a message id (see jetstream.c).
+ *
  * Core subscriptions are asynchronous: nats.c gives each its own delivery thread, and a small
  * trampoline wraps the natsMsg in an eg_bus_msg_t on the stack, sets the logging correlation id
  * from the Engage-Corr-Id header, calls the handler, then destroys the natsMsg. The bus keeps
@@ -246,14 +254,13 @@ bool bus_js_transient(natsStatus s, jsErrCode jerr)
     switch (s) {
     case NATS_NO_RESPONDERS:
     case NATS_TIMEOUT:
-    case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
     case NATS_NOT_YET_CONNECTED:
     case NATS_NO_SERVER:
     case NATS_STALE_CONNECTION:
         return true;
     default:
-        return false;
+        return false; /* NATS_CONNECTION_CLOSED among them: the bus is being closed */
     }
 }
 

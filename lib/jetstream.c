@@ -39,12 +39,12 @@ static bool seconds_to_ns(int64_t s, int64_t *ns)
     return true;
 }
 
-/* The next pause of a retry loop: *backoff_ms (then doubled, up to JS_BACKOFF_MAX_MS), but never
- * past deadline. */
+/* The next pause of a retry loop: *backoff_ms (then doubled, up to JS_BACKOFF_MAX_MS), but
+ * leaving at least JS_BACKOFF_MIN_MS before deadline for the try after it. */
 static int64_t next_pause(int64_t *backoff_ms, int64_t deadline)
 {
     int64_t pause = *backoff_ms;
-    int64_t left = deadline - bus_mono_ms();
+    int64_t left = deadline - bus_mono_ms() - JS_BACKOFF_MIN_MS;
 
     *backoff_ms = *backoff_ms * 2 > JS_BACKOFF_MAX_MS ? JS_BACKOFF_MAX_MS : *backoff_ms * 2;
     return pause < left ? pause : left;
@@ -156,7 +156,8 @@ eg_status_t eg_bus_js_stream_ensure_replicas(eg_bus_t *bus, const char *stream,
         tries++;
         s = bus_wait_up(bus, deadline) ? add_or_update(bus, &cfg, &jerr)
                                        : NATS_CONNECTION_DISCONNECTED;
-        if (s == NATS_OK || !bus_js_transient(s, jerr) || bus_mono_ms() >= deadline) {
+        if (s == NATS_OK || !bus_js_transient(s, jerr) ||
+            bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
             break;
         }
         if (tries == 1) {
@@ -242,7 +243,7 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
         /* No responder: nothing stored it. Anything else may have been stored, which only a
          * message id makes safe to send again. */
         again = bus_js_transient(s, jerr) && (msg_id != NULL || s == NATS_NO_RESPONDERS);
-        if (!again || bus_mono_ms() + JS_BACKOFF_MIN_MS >= deadline) {
+        if (!again || bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
             break;
         }
         if (tries == 1) {
@@ -420,7 +421,7 @@ eg_status_t eg_bus_js_fetch(eg_bus_consumer_t *c, int max, int timeout_ms, eg_bu
             s = natsSubscription_Fetch(&list, c->sub, max, (int64_t)left, &jerr);
         }
         if (list.Count > 0 || s == NATS_OK || s == NATS_TIMEOUT || !bus_js_transient(s, jerr) ||
-            bus_mono_ms() >= deadline) {
+            bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
             break;
         }
         if (!c->troubled) {

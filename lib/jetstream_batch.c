@@ -326,7 +326,8 @@ eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *ack
         again = count_resendable(b, &first);
         total = b->n;
         pthread_mutex_unlock(&b->mu);
-        if (again == 0 || bus_mono_ms() + JS_BACKOFF_MIN_MS >= deadline) {
+        /* Each round leaves the messages sent again at least JS_BACKOFF_MIN_MS to answer. */
+        if (again == 0 || bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
             break;
         }
         if (rounds == 0) {
@@ -335,7 +336,7 @@ eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *ack
                         "%d ms",
                         again, total, eg_status_str(first), timeout_ms);
         }
-        left = deadline - bus_mono_ms();
+        left = deadline - bus_mono_ms() - JS_BACKOFF_MIN_MS;
         bus_sleep_ms(backoff < left ? backoff : left);
         backoff = backoff * 2 > JS_BACKOFF_MAX_MS ? JS_BACKOFF_MAX_MS : backoff * 2;
         if (!bus_wait_up(b->bus, deadline)) {

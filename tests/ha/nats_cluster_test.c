@@ -74,7 +74,10 @@ static int ctl(char *out, size_t outlen, const char *fmt, ...)
     while (fgets(line, sizeof line, p) != NULL) {
         line[strcspn(line, "\n")] = '\0';
         if (out != NULL) {
-            snprintf(out, outlen, "%s", line);
+            size_t n = strlen(line) < outlen ? strlen(line) : outlen - 1;
+
+            memcpy(out, line, n);
+            out[n] = '\0';
         } else {
             fprintf(stderr, "%s\n", line);
         }
@@ -194,12 +197,18 @@ Test(nats_cluster, publishes_and_requests_ride_out_a_dead_node, .timeout = 150)
     cr_assert_eq(eg_bus_subscribe(responder, echo_subject, "ha-echo", echo, NULL), EG_OK);
     round_trip(bus, echo_subject, "before");
 
-    /* The events stream, with the replicas ENGAGE_JS_REPLICAS asks for. */
+    /* The events stream, made first with one replica as a single server's deployment would
+     * have left it, is scaled to the replicas ENGAGE_JS_REPLICAS asks for. */
+    const char *subjects[] = {EG_SUBJ_EVENTS_ALL, EG_SUBJ_DISPATCH_ALL};
+    cr_assert_eq(eg_bus_js_stream_ensure(bus, EG_STREAM_EVENTS, subjects, 2, EG_EVENTS_MAX_AGE_S,
+                                         EG_EVENTS_DUP_WINDOW_S),
+                 EG_OK);
     cr_assert_eq(eg_events_replicas(), 3, "ENGAGE_JS_REPLICAS=3 is not set");
     cr_assert_eq(eg_events_stream_ensure(bus), EG_OK);
-    cr_assert_eq(
-        ctl(out, sizeof out, "nats_stream_replicas %s %s", env("ENGAGE_HA_DIR"), EG_STREAM_EVENTS),
-        0);
+    t0 = now_ms();
+    do {
+        ctl(out, sizeof out, "nats_stream_replicas %s %s", env("ENGAGE_HA_DIR"), EG_STREAM_EVENTS);
+    } while (atoi(out) != 3 && now_ms() - t0 < 10000);
     cr_assert_eq(atoi(out), 3, "%s is on %s servers, not 3", EG_STREAM_EVENTS, out);
 
     /* Synchronous publishes; the stream leader dies after the first KILL_AT. */
