@@ -168,8 +168,15 @@ eg_status_t eg_bus_js_stream_ensure_replicas(eg_bus_t *bus, const char *stream,
         bus_sleep_ms(next_pause(&backoff, deadline));
     }
     if (s != NATS_OK) {
-        eg_log_error("nats: cannot create or update stream %s: %s (JetStream error %d)", stream,
-                     bus_last_error(), (int)jerr);
+        bool placement = jerr == JSStreamReplicasNotSupportedErr || jerr == JSClusterNoPeersErr ||
+                         jerr == JSInsufficientResourcesErr;
+
+        eg_log_error("nats: cannot create or update stream %s: %s (JetStream error %d)%s", stream,
+                     bus_last_error(), (int)jerr,
+                     placement && replicas > 1 ? "; more than one replica (ENGAGE_JS_REPLICAS) "
+                                                 "needs a NATS cluster with that many JetStream "
+                                                 "servers"
+                                               : "");
         st = bus_status(s);
         goto out;
     }
