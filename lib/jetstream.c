@@ -280,7 +280,7 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
         eg_log_info("nats: JetStream publish on %s (message id %s) stored after %lld ms and %d "
                     "tries%s",
                     subject, msg_id != NULL ? msg_id : "none", (long long)(bus_mono_ms() - start),
-                    tries, ack->Duplicate ? " (an earlier try had stored it)" : "");
+                    tries, ack->Duplicate ? " (as a duplicate: an earlier try had stored it)" : "");
     }
     if (duplicate != NULL) {
         *duplicate = ack->Duplicate;
