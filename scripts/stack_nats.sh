@@ -13,6 +13,8 @@
 #   nats_meta_leader DIR          prints K of the JetStream meta leader (fails when none)
 #   nats_consumer_leader DIR STREAM DURABLE  prints K of the node leading that consumer
 #   nats_stream_replicas DIR STREAM prints how many servers hold STREAM (leader + replicas)
+#   nats_stream_current DIR STREAM  true when STREAM has a leader and its leader sees every
+#                                 replica current (caught up): safe to lose a node
 #
 # Layout (the conventions of scripts/stack.sh): DIR/pids/nats-nK.pid, DIR/logs/nats-nK.log,
 # stores under DIR/nats-cluster/nK, ports in DIR/nats-cluster/ports (one line per node:
@@ -48,6 +50,8 @@ _nats_launch() {
         --server_name "n$k" --cluster_name engage --cluster "nats://127.0.0.1:$cport" \
         --routes "$routes" </dev/null >>"$dir/logs/nats-n$k.log" 2>&1 &
     echo "$!" >"$dir/pids/nats-n$k.pid"
+    # Not a job of this shell: a later kill -9 is no news to print ("Killed ...").
+    disown "$!" 2>/dev/null || true
 }
 
 # _nats_wait_healthy DIR K SECONDS [QUERY]: the node answers /healthz?QUERY with ok (no QUERY:
@@ -127,6 +131,15 @@ nats_stream_replicas() {
         fi
     done
     return 1
+}
+
+nats_stream_current() {
+    local dir="$1" stream="$2" k
+    k="$(nats_stream_leader "$dir" "$stream")" || return 1
+    _nats_jsz "$dir" "$k" "accounts=true&streams=true" | jq -e --arg s "$stream" \
+        '[.account_details[]?.stream_detail[]? | select(.name == $s) | .cluster
+          | select(.leader != null) | (.replicas // []) | length > 0 and all(.current)]
+         | first // false' >/dev/null 2>&1
 }
 
 nats_cluster_start() {
