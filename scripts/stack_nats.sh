@@ -142,14 +142,23 @@ nats_stream_current() {
          | first // false' >/dev/null 2>&1
 }
 
-nats_cluster_start() {
+# _nats_cluster_try DIR: one start on fresh ports; false (everything stopped) when it failed.
+_nats_cluster_try() {
     local dir="$1" k i
-    command -v nats-server >/dev/null || die "nats-server is not installed"
-    command -v jq >/dev/null || die "jq is not installed"
+    rm -rf "$dir/nats-cluster"
     mkdir -p "$dir/nats-cluster" "$dir/logs" "$dir/pids"
+    # Nine distinct ports: each pick_free_port runs in a subshell here, which forgets the ports
+    # handed out before (two picks could name the same free port).
+    local -a ports=()
+    local p
+    while ((${#ports[@]} < 9)); do
+        p="$(pick_free_port)"
+        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+    done
     : >"$(_nats_ports_file "$dir")"
     for k in 1 2 3; do
-        printf '%s %s %s %s\n' "$k" "$(pick_free_port)" "$(pick_free_port)" "$(pick_free_port)" \
+        i=$(((k - 1) * 3))
+        printf '%s %s %s %s\n' "$k" "${ports[$i]}" "${ports[$((i + 1))]}" "${ports[$((i + 2))]}" \
             >>"$(_nats_ports_file "$dir")"
     done
     log "starting the NATS cluster: n1 :$(_nats_port "$dir" 1 2), n2 :$(_nats_port "$dir" 2 2), n3 :$(_nats_port "$dir" 3 2) (JetStream in $dir/nats-cluster)"
@@ -178,6 +187,18 @@ nats_cluster_start() {
         printf 'ENGAGE_JS_REPLICAS=3\n'
     } >"$dir/nats.env"
     log "NATS cluster up, JetStream meta leader n$k ($dir/nats.env)"
+}
+
+nats_cluster_start() {
+    local dir="$1" attempt
+    command -v nats-server >/dev/null || die "nats-server is not installed"
+    command -v jq >/dev/null || die "jq is not installed"
+    # Another process may take a picked port before a node binds it: try again on new ones.
+    for attempt in 1 2 3; do
+        _nats_cluster_try "$dir" && return 0
+        warn "the NATS cluster did not come up (attempt $attempt)"
+    done
+    return 1
 }
 
 nats_node_kill() {
