@@ -6,6 +6,14 @@
  * connect) and eg_bus_close (connection closed) through one mutex and condition variable. The
  * bus is only freed after the closed callback ran, so no late callback sees freed memory.
  *
+ * A cluster: the URL may list several servers (split for natsOptions_SetServers). When the one
+ * in use dies, nats.c moves to another of the list (or one the cluster told it about) and
+ * renews every subscription there, queue groups included. Meanwhile nothing is handed to the
+ * connection (nats.c would buffer it and might send it after we reported a failure): requests
+ * and JetStream calls wait for the reconnect within their timeouts (bus_wait_up), which is safe
+ * because nothing was sent yet. What was sent and lost with the server is the caller's to
+ * repeat, except JetStream publishes, which carry a message id (see jetstream.c).
+ *
  * Core subscriptions are asynchronous: nats.c gives each its own delivery thread, and a small
  * trampoline wraps the natsMsg in an eg_bus_msg_t on the stack, sets the logging correlation id
  * from the Engage-Corr-Id header, calls the handler, then destroys the natsMsg. The bus keeps
@@ -114,28 +122,6 @@ static void set_flag(eg_bus_t *bus, bool *flag)
     pthread_mutex_unlock(&bus->mu);
 }
 
-static void on_connected(natsConnection *nc, void *closure)
-{
-    eg_bus_t *bus = closure;
-
-    (void)nc;
-    set_flag(bus, &bus->connected);
-}
-
-static void on_disconnected(natsConnection *nc, void *closure)
-{
-    eg_bus_t *bus = closure;
-    bool closing;
-
-    (void)nc;
-    pthread_mutex_lock(&bus->mu);
-    closing = bus->closing;
-    pthread_mutex_unlock(&bus->mu);
-    if (!closing) {
-        eg_log_warn("nats: disconnected, reconnecting");
-    }
-}
-
 /* url for a log line, with any user and password masked as "***" (scheme, "***@", host). */
 static void redact_url(const char *url, char *out, size_t outlen)
 {
@@ -150,6 +136,48 @@ static void redact_url(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s***%s", (int)(host - url), url, at);
 }
 
+/* Remember the server nc is connected to now (masked), for the disconnect's log line: nats.c
+ * may already name the next server of its list by then. */
+static void note_server(eg_bus_t *bus, natsConnection *nc, const char *masked)
+{
+    char url[256] = "";
+    char shown[256];
+
+    if (masked == NULL) {
+        natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+        redact_url(url, shown, sizeof(shown));
+        masked = shown;
+    }
+    pthread_mutex_lock(&bus->mu);
+    snprintf(bus->server, sizeof(bus->server), "%s", masked);
+    pthread_mutex_unlock(&bus->mu);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    eg_bus_t *bus = closure;
+
+    note_server(bus, nc, NULL);
+    set_flag(bus, &bus->connected);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    eg_bus_t *bus = closure;
+    bool closing;
+    char lost[256];
+
+    (void)nc;
+    pthread_mutex_lock(&bus->mu);
+    closing = bus->closing;
+    snprintf(lost, sizeof(lost), "%s", bus->server[0] != '\0' ? bus->server : "the server");
+    pthread_mutex_unlock(&bus->mu);
+    if (!closing) {
+        eg_log_warn("nats: lost the connection to %s; reconnecting (to any server of the list)",
+                    lost);
+    }
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     eg_bus_t *bus = closure;
@@ -159,6 +187,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof(url));
     redact_url(url, shown, sizeof(shown));
     eg_log_info("nats: reconnected to %s", shown);
+    note_server(bus, nc, shown);
     set_flag(bus, &bus->connected);
 }
 
@@ -176,6 +205,63 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     (void)sub;
     (void)closure;
     eg_log_error("nats: asynchronous error: %s", natsStatus_GetText(err));
+}
+
+int64_t bus_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bus_sleep_ms(int64_t ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0) {
+        return;
+    }
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* Polled: nats.c reconnects in ~RECONNECT_WAIT_MS steps, so 20 ms costs nothing. */
+bool bus_wait_up(eg_bus_t *bus, int64_t deadline_ms)
+{
+    while (!bus_is_up(bus)) {
+        int64_t left = deadline_ms - bus_mono_ms();
+
+        if (left <= 0) {
+            return false;
+        }
+        bus_sleep_ms(left < 20 ? left : 20);
+    }
+    return true;
+}
+
+bool bus_js_transient(natsStatus s, jsErrCode jerr)
+{
+    switch (jerr) {
+    case JSClusterNotAvailErr:
+    case JSClusterNotLeaderErr:
+    case JSStreamOfflineErr:
+        return true;
+    default:
+        break;
+    }
+    switch (s) {
+    case NATS_NO_RESPONDERS:
+    case NATS_TIMEOUT:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_STALE_CONNECTION:
+        return true;
+    default:
+        return false; /* NATS_CONNECTION_CLOSED among them: the bus is being closed */
+    }
 }
 
 /* True unless the connection is down. nats.c would buffer a request or a JetStream publish while
@@ -302,6 +388,7 @@ eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name
 
     s = natsConnection_Connect(&bus->nc, opts);
     if (s == NATS_OK) {
+        note_server(bus, bus->nc, NULL);
         set_flag(bus, &bus->connected);
     } else if (s != NATS_NOT_YET_CONNECTED) {
         eg_log_error("nats: cannot connect to %s: %s", shown, bus_last_error());
@@ -401,6 +488,22 @@ bool eg_bus_connected(eg_bus_t *bus)
         return false;
     }
     return bus_is_up(bus);
+}
+
+eg_status_t eg_bus_server_url(eg_bus_t *bus, char *out, size_t outlen)
+{
+    char url[256] = "";
+
+    if (bus == NULL || out == NULL || outlen == 0) {
+        return EG_EINVAL;
+    }
+    out[0] = '\0';
+    if (!bus_is_up(bus) || natsConnection_GetConnectedUrl(bus->nc, url, sizeof(url)) != NATS_OK ||
+        url[0] == '\0') {
+        return EG_EUNAVAIL;
+    }
+    redact_url(url, out, outlen);
+    return EG_OK;
 }
 
 void eg_bus_shutdown(void)
@@ -590,6 +693,8 @@ eg_status_t eg_bus_request(eg_bus_t *bus, const char *subject, const void *data,
     natsMsg *answer = NULL;
     size_t answer_len;
     void *copy;
+    int64_t start = bus_mono_ms();
+    int left;
 
     if (bus == NULL || reply == NULL || reply_len == NULL || timeout_ms <= 0) {
         st = EG_EINVAL;
@@ -597,15 +702,29 @@ eg_status_t eg_bus_request(eg_bus_t *bus, const char *subject, const void *data,
     }
     *reply = NULL;
     *reply_len = 0;
-    if (!bus_is_up(bus)) {
+    /* While the connection is down (the server we were on died, nats.c is moving to another of
+     * the list), the request has certainly not left: wait for the reconnect within the caller's
+     * timeout and send it then. That is the only replay done here. A request that was sent and
+     * got no answer (EG_ETIMEOUT: the server may have died after passing it on) or found no
+     * responder goes back to the caller, who alone knows whether doing it twice is harmless.
+     * For the api's calls to the scheduler it is (services/api/sched_client.c retries them):
+     * a create carries the callback id the api chose, so a replay finds the record stored by
+     * the first one (the scheduler answers it as it stands), and the other writes are
+     * compare-and-set transitions that a replay finds already made. */
+    if (!bus_wait_up(bus, start + timeout_ms)) {
         st = EG_EUNAVAIL;
+        goto out;
+    }
+    left = (int)(start + timeout_ms - bus_mono_ms());
+    if (left <= 0) {
+        st = EG_ETIMEOUT;
         goto out;
     }
     st = bus_build_msg(&msg, subject, data, len, corr_id);
     if (st != EG_OK) {
         goto out;
     }
-    st = bus_status(natsConnection_RequestMsg(&answer, bus->nc, msg, timeout_ms));
+    st = bus_status(natsConnection_RequestMsg(&answer, bus->nc, msg, left));
     if (st != EG_OK) {
         goto out;
     }

@@ -36,6 +36,7 @@ struct eg_bus {
     bool closing;            /* guarded by mu: we are closing, so a disconnect is expected */
     bool closed;             /* guarded by mu: set by nats.c's closed callback */
     struct sub_node *subs;   /* guarded by mu */
+    char server[256];        /* guarded by mu: the server last connected to, masked, for logs */
     atomic_size_t reply_max; /* eg_bus_set_reply_max; 0 = the server's max_payload */
 };
 
@@ -44,7 +45,10 @@ struct eg_bus_msg {
 };
 
 struct eg_bus_consumer {
+    eg_bus_t *bus;
     natsSubscription *sub;
+    char *name;    /* "<stream>/<durable>", for log lines */
+    bool troubled; /* a fetch failed transiently and none succeeded since (one log line each) */
 };
 
 struct eg_bus_jsmsg {
@@ -52,6 +56,28 @@ struct eg_bus_jsmsg {
     uint64_t deliveries;
     uint64_t seq;
 };
+
+/* JetStream through a leader election (lib/jetstream.c, lib/jetstream_batch.c): a publish or a
+ * fetch that failed in a way an election or a reconnect explains is tried again, with the same
+ * message id, in tries of at most JS_TRY_MS, JS_BACKOFF_MIN_MS doubling to JS_BACKOFF_MAX_MS
+ * apart, until the caller's timeout. */
+#define JS_TRY_MS 2000
+#define JS_BACKOFF_MIN_MS 50
+#define JS_BACKOFF_MAX_MS 500
+/* The JetStream API (streams, consumers) during a meta leader election: how long to keep trying. */
+#define JS_API_RETRY_MS 15000
+
+/** Monotonic milliseconds. */
+int64_t bus_mono_ms(void);
+/** Sleep ms milliseconds (nothing when ms <= 0). */
+void bus_sleep_ms(int64_t ms);
+/** Wait until the connection is up or the monotonic deadline (ms) passed; true when up. */
+bool bus_wait_up(eg_bus_t *bus, int64_t deadline_ms);
+/** True when a JetStream call that failed with s (and JetStream error jerr) failed because the
+ *  server it needed was gone or electing a leader: no responders, a timeout, a lost connection,
+ *  "JetStream temporarily unavailable", "not leader", "stream offline". Such a failure may pass;
+ *  any other will not. */
+bool bus_js_transient(natsStatus s, jsErrCode jerr);
 
 /** Every natsStatus as an eg_status_t. */
 eg_status_t bus_status(natsStatus s);

@@ -1,7 +1,24 @@
 /* The bus's JetStream half (see bus.c for the whole adapter): streams created or updated to
  * the wanted settings; durable pull consumers created or updated first and only then bound (so
  * nats.c never deletes a durable it thinks it created); fetched messages wrapped with their
- * delivery count and stream sequence; single publishes and the batch publisher. */
+ * delivery count and stream sequence; single publishes. The batch publisher is in
+ * jetstream_batch.c.
+ *
+ * On a cluster (ENGAGE_NATS_URL lists several servers, streams with several replicas) a stream
+ * has one leader, which alone answers publishes. When it dies the others elect a new one, and
+ * for those seconds (2 to 5 after a kill -9, measured by tests/ha/nats_cluster_test.sh) a
+ * publish finds no responder or times out; so does a fetch, whose consumer has a leader too,
+ * and the JetStream API while the meta leader is re-elected. Each of these is tried again here
+ * (bus_js_transient says which failures an election or a reconnect explains), bounded by the
+ * caller's timeout, with one warning when the trouble starts and one line when it ends:
+ * - a publish is sent again with the same Nats-Msg-Id, so the stream stores it once even when
+ *   the first try was stored and only its ack was lost. Without a message id, only a publish
+ *   that certainly was not stored (no responder) is sent again.
+ * - a fetch that failed so is tried again until its timeout, then reports "nothing arrived"
+ *   (EG_ETIMEOUT): the consumer and its position are in the stream, so nothing is lost, and
+ *   the caller's loop simply fetches again.
+ * - creating or updating a stream is tried again for up to JS_API_RETRY_MS (a consumer is not:
+ *   see eg_bus_js_consumer_open). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +39,98 @@ static bool seconds_to_ns(int64_t s, int64_t *ns)
     return true;
 }
 
-eg_status_t eg_bus_js_stream_ensure(eg_bus_t *bus, const char *stream, const char *const *subjects,
-                                    size_t nsubjects, int64_t max_age_s, int64_t dup_window_s)
+/* The next pause of a retry loop: *backoff_ms (then doubled, up to JS_BACKOFF_MAX_MS), but
+ * leaving at least JS_BACKOFF_MIN_MS before deadline for the try after it. */
+static int64_t next_pause(int64_t *backoff_ms, int64_t deadline)
+{
+    int64_t pause = *backoff_ms;
+    int64_t left = deadline - bus_mono_ms() - JS_BACKOFF_MIN_MS;
+
+    *backoff_ms = *backoff_ms * 2 > JS_BACKOFF_MAX_MS ? JS_BACKOFF_MAX_MS : *backoff_ms * 2;
+    return pause < left ? pause : left;
+}
+
+/* The replicas the stream has now, or 0 when its info cannot be read. */
+static int64_t current_replicas(eg_bus_t *bus, const char *stream)
+{
+    jsStreamInfo *info = NULL;
+    jsErrCode jerr = 0;
+    int64_t replicas = 0;
+
+    if (js_GetStreamInfo(&info, bus->js, stream, NULL, &jerr) == NATS_OK && info != NULL &&
+        info->Config != NULL) {
+        replicas = info->Config->Replicas > 0 ? info->Config->Replicas : 1;
+    }
+    jsStreamInfo_Destroy(info);
+    return replicas;
+}
+
+/* One attempt: create, or update when it exists. An update the server refuses only because
+ * the replicas cannot change is made again with the stream's own replicas, loudly, so the other
+ * settings still apply and the service still starts. */
+static natsStatus add_or_update(eg_bus_t *bus, jsStreamConfig *cfg, jsErrCode *jerr)
+{
+    jsStreamInfo *info = NULL;
+    int64_t had;
+    natsStatus s;
+
+    *jerr = 0;
+    s = js_AddStream(&info, bus->js, cfg, NULL, jerr);
+    if (s == NATS_OK) {
+        if (cfg->Replicas > 1) {
+            eg_log_info("nats: stream %s created with %lld replicas", cfg->Name,
+                        (long long)cfg->Replicas);
+        }
+        goto out;
+    }
+    if (*jerr != JSStreamNameExistErr) {
+        goto out;
+    }
+    had = current_replicas(bus, cfg->Name);
+    *jerr = 0;
+    s = js_UpdateStream(&info, bus->js, cfg, NULL, jerr);
+    if (s == NATS_OK) {
+        if (had != 0 && had != cfg->Replicas) {
+            eg_log_warn("nats: stream %s had %lld replicas; updated to %lld (ENGAGE_JS_REPLICAS)",
+                        cfg->Name, (long long)had, (long long)cfg->Replicas);
+        }
+        goto out;
+    }
+    if (had != 0 && had != cfg->Replicas && !bus_js_transient(s, *jerr)) {
+        int64_t wanted = cfg->Replicas;
+
+        eg_log_error("nats: stream %s has %lld replicas and the server refuses %lld: %s "
+                     "(JetStream error %d); it keeps %lld (change ENGAGE_JS_REPLICAS or the "
+                     "stream by hand)",
+                     cfg->Name, (long long)had, (long long)wanted, bus_last_error(), (int)*jerr,
+                     (long long)had);
+        cfg->Replicas = had;
+        *jerr = 0;
+        s = js_UpdateStream(&info, bus->js, cfg, NULL, jerr);
+        cfg->Replicas = wanted;
+    }
+
+out:
+    jsStreamInfo_Destroy(info);
+    return s;
+}
+
+eg_status_t eg_bus_js_stream_ensure_replicas(eg_bus_t *bus, const char *stream,
+                                             const char *const *subjects, size_t nsubjects,
+                                             int64_t max_age_s, int64_t dup_window_s, int replicas)
 {
     eg_status_t st = EG_OK;
     jsStreamConfig cfg;
-    jsStreamInfo *info = NULL;
     jsErrCode jerr = 0;
     natsStatus s;
     const char **subjs = NULL;
+    int64_t deadline = bus_mono_ms() + JS_API_RETRY_MS;
+    int64_t backoff = JS_BACKOFF_MIN_MS;
+    int tries = 0;
     size_t i;
 
     if (bus == NULL || stream == NULL || subjects == NULL || nsubjects == 0 ||
-        nsubjects > INT_MAX) {
+        nsubjects > INT_MAX || replicas < 1 || replicas > 5) {
         st = EG_EINVAL;
         goto out;
     }
@@ -50,27 +146,54 @@ eg_status_t eg_bus_js_stream_ensure(eg_bus_t *bus, const char *stream, const cha
     cfg.Subjects = subjs;
     cfg.SubjectsLen = (int)nsubjects;
     cfg.Storage = js_FileStorage;
+    cfg.Replicas = replicas;
     if (!seconds_to_ns(max_age_s, &cfg.MaxAge) || !seconds_to_ns(dup_window_s, &cfg.Duplicates)) {
         st = EG_EINVAL;
         goto out;
     }
 
-    s = js_AddStream(&info, bus->js, &cfg, NULL, &jerr);
-    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
-        jerr = 0;
-        s = js_UpdateStream(&info, bus->js, &cfg, NULL, &jerr);
+    for (;;) {
+        tries++;
+        s = bus_wait_up(bus, deadline) ? add_or_update(bus, &cfg, &jerr)
+                                       : NATS_CONNECTION_DISCONNECTED;
+        if (s == NATS_OK || !bus_js_transient(s, jerr) ||
+            bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
+            break;
+        }
+        if (tries == 1) {
+            eg_log_warn("nats: cannot create or update stream %s yet: %s (JetStream error %d); "
+                        "trying again for up to %d s",
+                        stream, natsStatus_GetText(s), (int)jerr, JS_API_RETRY_MS / 1000);
+        }
+        bus_sleep_ms(next_pause(&backoff, deadline));
     }
     if (s != NATS_OK) {
-        eg_log_error("nats: cannot create or update stream %s: %s (JetStream error %d)", stream,
-                     bus_last_error(), (int)jerr);
+        bool placement = jerr == JSStreamReplicasNotSupportedErr || jerr == JSClusterNoPeersErr ||
+                         jerr == JSInsufficientResourcesErr;
+
+        eg_log_error("nats: cannot create or update stream %s: %s (JetStream error %d)%s", stream,
+                     bus_last_error(), (int)jerr,
+                     placement && replicas > 1 ? "; more than one replica (ENGAGE_JS_REPLICAS) "
+                                                 "needs a NATS cluster with that many JetStream "
+                                                 "servers"
+                                               : "");
         st = bus_status(s);
         goto out;
     }
+    if (tries > 1) {
+        eg_log_info("nats: stream %s ready after %d tries", stream, tries);
+    }
 
 out:
-    jsStreamInfo_Destroy(info);
     free(subjs);
     return st;
+}
+
+eg_status_t eg_bus_js_stream_ensure(eg_bus_t *bus, const char *stream, const char *const *subjects,
+                                    size_t nsubjects, int64_t max_age_s, int64_t dup_window_s)
+{
+    return eg_bus_js_stream_ensure_replicas(bus, stream, subjects, nsubjects, max_age_s,
+                                            dup_window_s, 1);
 }
 
 eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *data, size_t len,
@@ -83,6 +206,10 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
     jsPubAck *ack = NULL;
     jsErrCode jerr = 0;
     natsStatus s;
+    int64_t start = bus_mono_ms();
+    int64_t deadline = start + timeout_ms;
+    int64_t backoff = JS_BACKOFF_MIN_MS;
+    int tries = 0;
 
     if (duplicate != NULL) {
         *duplicate = false;
@@ -91,27 +218,69 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
         st = EG_EINVAL;
         goto out;
     }
-    if (!bus_is_up(bus)) {
-        st = EG_EUNAVAIL;
-        goto out;
-    }
     st = bus_build_msg(&msg, subject, data, len, corr_id);
     if (st != EG_OK) {
         goto out;
     }
 
-    jsPubOptions_Init(&po);
-    po.MsgId = msg_id;
-    po.MaxWait = timeout_ms;
-    s = js_PublishMsg(&ack, bus->js, msg, &po, &jerr);
+    for (;;) {
+        int64_t left;
+        bool again;
+
+        tries++;
+        jerr = 0;
+        /* Never handed to a connection that is down: nats.c would buffer it and could still
+         * send it after we reported failure. Not sent, so a retry needs no message id. */
+        if (!bus_wait_up(bus, deadline)) {
+            s = NATS_CONNECTION_DISCONNECTED;
+            break;
+        }
+        left = deadline - bus_mono_ms();
+        if (left <= 0) {
+            s = NATS_TIMEOUT;
+            break;
+        }
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        po.MaxWait = left < JS_TRY_MS ? left : JS_TRY_MS;
+        s = js_PublishMsg(&ack, bus->js, msg, &po, &jerr);
+        if (s == NATS_OK) {
+            break;
+        }
+        /* No responder: nothing stored it. Anything else may have been stored, which only a
+         * message id makes safe to send again. */
+        again = bus_js_transient(s, jerr) && (msg_id != NULL || s == NATS_NO_RESPONDERS);
+        if (!again || bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
+            break;
+        }
+        if (tries == 1) {
+            eg_log_warn("nats: JetStream publish on %s (message id %s) failed: %s (JetStream "
+                        "error %d); sending it again with the same id for up to %d ms",
+                        subject, msg_id != NULL ? msg_id : "none", natsStatus_GetText(s), (int)jerr,
+                        timeout_ms);
+        }
+        bus_sleep_ms(next_pause(&backoff, deadline));
+    }
     if (s != NATS_OK) {
-        /* No responders here means no stream listens on the subject. */
-        if (s != NATS_NO_RESPONDERS && s != NATS_TIMEOUT) {
+        if (tries > 1) {
+            eg_log_error("nats: JetStream publish on %s (message id %s) still failing after "
+                         "%lld ms and %d tries: %s (JetStream error %d)",
+                         subject, msg_id != NULL ? msg_id : "none",
+                         (long long)(bus_mono_ms() - start), tries, natsStatus_GetText(s),
+                         (int)jerr);
+        } else if (!bus_js_transient(s, jerr)) {
+            /* A first-try no-responder means no stream listens on the subject. */
             eg_log_error("nats: JetStream publish on %s failed: %s (JetStream error %d)", subject,
                          bus_last_error(), (int)jerr);
         }
         st = bus_status(s);
         goto out;
+    }
+    if (tries > 1) {
+        eg_log_info("nats: JetStream publish on %s (message id %s) stored after %lld ms and %d "
+                    "tries%s",
+                    subject, msg_id != NULL ? msg_id : "none", (long long)(bus_mono_ms() - start),
+                    tries, ack->Duplicate ? " (as a duplicate: an earlier try had stored it)" : "");
     }
     if (duplicate != NULL) {
         *duplicate = ack->Duplicate;
@@ -120,214 +289,6 @@ eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *da
 out:
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
-    return st;
-}
-
-/* ---- batch publisher ----
- *
- * A jsCtx of its own with an ack handler, so js_PublishAsyncComplete waits for this publisher's
- * messages only. Each eg_bus_js_batch_add takes a slot holding the natsMsg it hands to nats.c;
- * the handler (on the context's reply subscription thread) finds the slot by that address and
- * records the outcome. A slot forgets its message once answered, because the handler destroys
- * it and a later message may get the same address. Messages still unanswered at a wait's
- * deadline are taken back (js_PublishAsyncGetPendingList), so a late ack finds nothing. */
-
-enum { SLOT_PENDING = 0, SLOT_STORED, SLOT_FAILED };
-
-struct batch_slot {
-    natsMsg *msg; /* in flight, owned by nats.c; NULL once answered or taken back */
-    int state;
-    eg_status_t st; /* SLOT_FAILED: why */
-};
-
-struct eg_bus_js_batch {
-    eg_bus_t *bus;
-    jsCtx *js;
-    pthread_mutex_t mu;
-    struct batch_slot *slots; /* guarded by mu, like n, cap and next */
-    size_t n, cap;
-    size_t next; /* where the handler starts looking: acks come back mostly in order */
-};
-
-static void on_batch_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-    eg_bus_js_batch_t *b = closure;
-    natsStatus err = pae != NULL ? pae->Err : NATS_ERR;
-
-    (void)js;
-    if (pa == NULL && err != NATS_NO_RESPONDERS && err != NATS_TIMEOUT) {
-        eg_log_error("nats: JetStream publish on %s failed: %s (JetStream error %d)",
-                     natsMsg_GetSubject(msg),
-                     pae != NULL && pae->ErrText != NULL ? pae->ErrText : "no ack",
-                     pae != NULL ? (int)pae->ErrCode : 0);
-    }
-    pthread_mutex_lock(&b->mu);
-    for (size_t k = 0; k < b->n; k++) {
-        size_t i = (b->next + k) % b->n;
-        if (b->slots[i].msg == msg && b->slots[i].state == SLOT_PENDING) {
-            b->slots[i].msg = NULL;
-            b->slots[i].state = pa != NULL ? SLOT_STORED : SLOT_FAILED;
-            b->slots[i].st = pa != NULL ? EG_OK : bus_status(err);
-            b->next = i + 1;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&b->mu);
-    /* With an ack handler, the message is ours to destroy. */
-    natsMsg_Destroy(msg);
-}
-
-/* Wait up to ms for every message in flight; take back those still unanswered then, and let a
- * handler already running finish. Returns false when some were taken back. */
-static bool batch_settle(eg_bus_js_batch_t *b, int64_t ms)
-{
-    jsPubOptions po;
-    natsMsgList pending;
-
-    jsPubOptions_Init(&po);
-    po.MaxWait = ms > 0 ? ms : 1;
-    if (js_PublishAsyncComplete(b->js, &po) == NATS_OK) {
-        return true;
-    }
-    if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK) {
-        natsMsgList_Destroy(&pending);
-    }
-    jsPubOptions_Init(&po);
-    po.MaxWait = CLOSE_WAIT_MS;
-    js_PublishAsyncComplete(b->js, &po);
-    return false;
-}
-
-eg_status_t eg_bus_js_batch_open(eg_bus_t *bus, eg_bus_js_batch_t **out)
-{
-    eg_status_t st = EG_OK;
-    eg_bus_js_batch_t *b = NULL;
-    jsOptions jo;
-    natsStatus s;
-
-    if (out != NULL) {
-        *out = NULL;
-    }
-    if (bus == NULL || out == NULL) {
-        st = EG_EINVAL;
-        goto out;
-    }
-    b = eg_xcalloc(1, sizeof(*b));
-    b->bus = bus;
-    pthread_mutex_init(&b->mu, NULL);
-    jsOptions_Init(&jo);
-    jo.PublishAsync.AckHandler = on_batch_ack;
-    jo.PublishAsync.AckHandlerClosure = b;
-    s = natsConnection_JetStream(&b->js, bus->nc, &jo);
-    if (s != NATS_OK) {
-        eg_log_error("nats: cannot create a JetStream context: %s", bus_last_error());
-        st = bus_status(s);
-        goto out;
-    }
-    *out = b;
-    b = NULL;
-
-out:
-    if (b != NULL) {
-        pthread_mutex_destroy(&b->mu);
-        free(b);
-    }
-    return st;
-}
-
-void eg_bus_js_batch_close(eg_bus_js_batch_t *b)
-{
-    if (b == NULL) {
-        return;
-    }
-    batch_settle(b, CLOSE_WAIT_MS);
-    jsCtx_Destroy(b->js);
-    pthread_mutex_destroy(&b->mu);
-    free(b->slots);
-    free(b);
-}
-
-eg_status_t eg_bus_js_batch_add(eg_bus_js_batch_t *b, const char *subject, const void *data,
-                                size_t len, const char *msg_id, const char *corr_id)
-{
-    eg_status_t st;
-    natsMsg *msg = NULL;
-    jsPubOptions po;
-    size_t slot;
-    natsStatus s;
-
-    if (b == NULL) {
-        return EG_EINVAL;
-    }
-    pthread_mutex_lock(&b->mu);
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 64;
-        b->slots = eg_xrealloc(b->slots, b->cap * sizeof(*b->slots));
-    }
-    slot = b->n++;
-    b->slots[slot] = (struct batch_slot){.msg = NULL, .state = SLOT_FAILED, .st = EG_EUNAVAIL};
-    pthread_mutex_unlock(&b->mu);
-
-    if (!bus_is_up(b->bus)) {
-        st = EG_EUNAVAIL;
-        goto out;
-    }
-    st = bus_build_msg(&msg, subject, data, len, corr_id);
-    if (st != EG_OK) {
-        goto out;
-    }
-    /* In the slot before it leaves: its ack may come back before js_PublishMsgAsync returns. */
-    pthread_mutex_lock(&b->mu);
-    b->slots[slot] = (struct batch_slot){.msg = msg, .state = SLOT_PENDING, .st = EG_OK};
-    pthread_mutex_unlock(&b->mu);
-    jsPubOptions_Init(&po);
-    po.MsgId = msg_id;
-    s = js_PublishMsgAsync(b->js, &msg, &po);
-    if (s != NATS_OK) {
-        /* Not sent (nats.c cleared msg otherwise): no ack will come for it. */
-        eg_log_error("nats: JetStream publish on %s failed: %s", subject, bus_last_error());
-        st = bus_status(s);
-        pthread_mutex_lock(&b->mu);
-        b->slots[slot] = (struct batch_slot){.msg = NULL, .state = SLOT_FAILED, .st = st};
-        pthread_mutex_unlock(&b->mu);
-    }
-
-out:
-    if (st != EG_OK) {
-        pthread_mutex_lock(&b->mu);
-        b->slots[slot].st = st;
-        pthread_mutex_unlock(&b->mu);
-    }
-    natsMsg_Destroy(msg);
-    return st;
-}
-
-eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *acked, size_t n)
-{
-    eg_status_t st = EG_OK;
-
-    if (b == NULL || (acked == NULL && n > 0)) {
-        return EG_EINVAL;
-    }
-    batch_settle(b, timeout_ms);
-    pthread_mutex_lock(&b->mu);
-    for (size_t i = 0; i < b->n; i++) {
-        struct batch_slot *slot = &b->slots[i];
-        bool stored = slot->state == SLOT_STORED;
-
-        if (i < n) {
-            acked[i] = stored;
-        }
-        if (!stored && st == EG_OK) {
-            st = slot->state == SLOT_FAILED ? slot->st : EG_ETIMEOUT;
-        }
-    }
-    for (size_t i = b->n; i < n; i++) {
-        acked[i] = false;
-    }
-    b->n = 0;
-    b->next = 0;
-    pthread_mutex_unlock(&b->mu);
     return st;
 }
 
@@ -357,6 +318,10 @@ eg_status_t eg_bus_js_consumer_open(eg_bus_t *bus, const char *stream, const cha
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = (int64_t)ack_wait_s * NS_PER_S;
     cc.FilterSubject = filter_subject;
+    /* Replicas stay 0: on a cluster the consumer then has as many as its stream (R3 for
+     * ENGAGE_EVENTS in the cluster topology), so its position survives the loss of a node. A
+     * failure here during an election is not retried: the callers (archiver, ors-bridge) bind
+     * again in their own loops, and would otherwise wait here while asked to stop. */
 
     /* Create the consumer, or bring an existing one to these settings. */
     s = js_AddConsumer(&info, bus->js, stream, &cc, NULL, &jerr);
@@ -394,7 +359,10 @@ eg_status_t eg_bus_js_consumer_open(eg_bus_t *bus, const char *stream, const cha
     }
 
     *out = eg_xcalloc(1, sizeof(**out));
+    (*out)->bus = bus;
     (*out)->sub = sub;
+    (*out)->name = eg_xmalloc(strlen(stream) + strlen(durable) + 2);
+    sprintf((*out)->name, "%s/%s", stream, durable);
 
 out:
     jsConsumerInfo_Destroy(info);
@@ -409,6 +377,7 @@ void eg_bus_consumer_close(eg_bus_consumer_t *c)
     /* The consumer is bound, not created by js_PullSubscribe, so unsubscribing keeps it. */
     natsSubscription_Unsubscribe(c->sub);
     natsSubscription_Destroy(c->sub);
+    free(c->name);
     free(c);
 }
 
@@ -434,7 +403,9 @@ eg_status_t eg_bus_js_fetch(eg_bus_consumer_t *c, int max, int timeout_ms, eg_bu
     eg_status_t st = EG_OK;
     natsMsgList list = {NULL, 0};
     jsErrCode jerr = 0;
-    natsStatus s;
+    natsStatus s = NATS_OK;
+    int64_t deadline = bus_mono_ms() + timeout_ms;
+    int64_t backoff = JS_BACKOFF_MIN_MS;
     int i;
 
     if (count != NULL) {
@@ -445,16 +416,42 @@ eg_status_t eg_bus_js_fetch(eg_bus_consumer_t *c, int max, int timeout_ms, eg_bu
         goto out;
     }
 
-    s = natsSubscription_Fetch(&list, c->sub, max, timeout_ms, &jerr);
-    if (list.Count == 0) {
-        if (s == NATS_OK || s == NATS_TIMEOUT) {
-            st = EG_ETIMEOUT;
+    for (;;) {
+        int64_t left;
+
+        if (!bus_wait_up(c->bus, deadline)) {
+            s = NATS_CONNECTION_DISCONNECTED;
+        } else if ((left = deadline - bus_mono_ms()) <= 0) {
+            s = NATS_TIMEOUT;
         } else {
-            eg_log_error("nats: fetch failed: %s (JetStream error %d)", bus_last_error(),
-                         (int)jerr);
+            jerr = 0;
+            s = natsSubscription_Fetch(&list, c->sub, max, (int64_t)left, &jerr);
+        }
+        if (list.Count > 0 || s == NATS_OK || s == NATS_TIMEOUT || !bus_js_transient(s, jerr) ||
+            bus_mono_ms() + 2 * JS_BACKOFF_MIN_MS >= deadline) {
+            break;
+        }
+        if (!c->troubled) {
+            eg_log_warn("nats: fetch from consumer %s failed: %s (JetStream error %d), a leader "
+                        "election or a reconnect; fetching again",
+                        c->name, natsStatus_GetText(s), (int)jerr);
+            c->troubled = true;
+        }
+        bus_sleep_ms(next_pause(&backoff, deadline));
+    }
+    if (list.Count == 0) {
+        if (s == NATS_OK || bus_js_transient(s, jerr)) {
+            st = EG_ETIMEOUT; /* nothing arrived; the consumer keeps its place for the next */
+        } else {
+            eg_log_error("nats: fetch from consumer %s failed: %s (JetStream error %d)", c->name,
+                         bus_last_error(), (int)jerr);
             st = bus_status(s);
         }
         goto out;
+    }
+    if (c->troubled) {
+        eg_log_info("nats: fetch from consumer %s works again", c->name);
+        c->troubled = false;
     }
 
     /* Messages that did arrive are handed out even when the call also reports an error. */

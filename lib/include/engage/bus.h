@@ -16,14 +16,20 @@ typedef struct eg_bus_msg eg_bus_msg_t;
 /** The header that carries the correlation id from the HTTP request to every service. */
 #define EG_BUS_CORR_HEADER "Engage-Corr-Id"
 
-/** Connect to url (comma-separated list allowed) as client_name, with SendAsap on, retry on a
- *  failed first connect, and unlimited reconnects. EG_EUNAVAIL when it cannot connect within
- *  timeout_ms. Close with eg_bus_close. */
+/** Connect to url as client_name, with SendAsap on, retry on a failed first connect, and
+ *  unlimited reconnects. url may be a comma-separated list of servers of one cluster
+ *  (ENGAGE_NATS_URL=nats://h:p1,nats://h:p2,...): the first connect takes any that answers, and
+ *  when the server in use dies the bus reconnects to another one (about RECONNECT_WAIT_MS,
+ *  250 ms, per attempt) and its subscriptions, queue groups included, are renewed there.
+ *  EG_EUNAVAIL when it cannot connect within timeout_ms. Close with eg_bus_close. */
 eg_status_t eg_bus_open(eg_bus_t **out, const char *url, const char *client_name, int timeout_ms);
 /** Drain subscriptions, close, free. Accepts NULL. */
 void eg_bus_close(eg_bus_t *bus);
 /** True while the connection is up. */
 bool eg_bus_connected(eg_bus_t *bus);
+/** The URL of the server the bus is connected to now, any password masked, into out (outlen
+ *  bytes, truncated). EG_EUNAVAIL while it is not connected, EG_EINVAL on a NULL argument. */
+eg_status_t eg_bus_server_url(eg_bus_t *bus, char *out, size_t outlen);
 /** Call at process exit after every bus is closed (nats_Close). */
 void eg_bus_shutdown(void);
 
@@ -74,19 +80,42 @@ eg_status_t eg_bus_publish(eg_bus_t *bus, const char *subject, const void *data,
                            const char *corr_id);
 
 /** Request/reply. On EG_OK *reply (free()) and *reply_len hold the answer. EG_EUNAVAIL on
- *  "no responders", EG_ETIMEOUT when none answered within timeout_ms. */
+ *  "no responders" (at once) or when the connection stayed down for all of timeout_ms,
+ *  EG_ETIMEOUT when none answered within timeout_ms. While the connection is down (moving to
+ *  another server of the list) the request waits for it, within timeout_ms, and is sent then;
+ *  a request already sent is never sent again here (the caller decides whether a replay is
+ *  harmless). */
 eg_status_t eg_bus_request(eg_bus_t *bus, const char *subject, const void *data, size_t len,
                            const char *corr_id, int timeout_ms, void **reply, size_t *reply_len);
 
 /* ---- JetStream ---- */
 
-/** Create the stream, or update it to these settings when it exists. max_age_s 0 = none;
- *  dup_window_s is the duplicate-detection window for message ids. */
+/** Create the stream (file storage, one replica), or update it to these settings when it
+ *  exists. max_age_s 0 = none; dup_window_s is the duplicate-detection window for message ids.
+ *  As eg_bus_js_stream_ensure_replicas with replicas 1. */
 eg_status_t eg_bus_js_stream_ensure(eg_bus_t *bus, const char *stream, const char *const *subjects,
                                     size_t nsubjects, int64_t max_age_s, int64_t dup_window_s);
 
+/** Create the stream with replicas copies (1..5; more than 1 needs a NATS cluster with that
+ *  many JetStream servers), or update an existing one to these settings. A stream with other
+ *  replicas is scaled to these (a warning names both counts); when the server refuses that,
+ *  an error says so and the stream keeps its replicas while the other settings apply (EG_OK).
+ *  While the JetStream API is unavailable (no meta leader yet, an election, a reconnect) it is
+ *  tried again for up to 15 s. EG_EINVAL on a bad argument, else the bus's failure (logged). */
+eg_status_t eg_bus_js_stream_ensure_replicas(eg_bus_t *bus, const char *stream,
+                                             const char *const *subjects, size_t nsubjects,
+                                             int64_t max_age_s, int64_t dup_window_s, int replicas);
+
 /** Publish and wait for the stream's ack. msg_id is the Nats-Msg-Id used for dedupe; a
- *  duplicate inside the window is EG_OK (*duplicate set true when non-NULL). */
+ *  duplicate inside the window is EG_OK (*duplicate set true when non-NULL).
+ *  timeout_ms bounds the whole call. A publish that fails because the stream has no leader for
+ *  the moment (an election after its leader died: no responder or no ack) or the connection is
+ *  moving to another server is sent again with the same msg_id, in tries of at most 2 s, until
+ *  stored or timeout_ms passes; the stream keeps it once (then *duplicate may report that an
+ *  earlier try of this call was stored). Without msg_id only a publish that certainly was not
+ *  stored is sent again. One warning when a retry starts and one line with the outcome are
+ *  logged. EG_EUNAVAIL when no stream answered (none listens on subject, or no leader came
+ *  back in time) or the connection stayed down, EG_ETIMEOUT when the last try had no ack. */
 eg_status_t eg_bus_js_publish(eg_bus_t *bus, const char *subject, const void *data, size_t len,
                               const char *msg_id, const char *corr_id, int timeout_ms,
                               bool *duplicate);
@@ -111,9 +140,13 @@ eg_status_t eg_bus_js_batch_add(eg_bus_js_batch_t *b, const char *subject, const
                                 size_t len, const char *msg_id, const char *corr_id);
 /** Wait until every message added since the last wait is acknowledged or failed, at most
  *  timeout_ms; acked[i] (for i < n; extra slots are false) tells whether the stream stored
- *  slot i (a duplicate inside the window counts as stored). Messages still unanswered at the
- *  deadline are taken back and count as not stored. Returns EG_OK when every slot is stored,
- *  else the first failure's status (EG_ETIMEOUT, EG_EUNAVAIL, EG_EIO, ...). Starts a new batch. */
+ *  slot i (a duplicate inside the window counts as stored). Messages that failed because the
+ *  stream had no leader for the moment or the connection moved to another server (including
+ *  those unanswered after 2 s, and those added while it was down) are sent again, unchanged
+ *  and so with the same msg_id, within timeout_ms, as eg_bus_js_publish does. Messages still
+ *  unanswered at the deadline are taken back and count as not stored. Returns EG_OK when every
+ *  slot is stored, else the first failure's status (EG_ETIMEOUT, EG_EUNAVAIL, EG_EIO, ...).
+ *  Starts a new batch. */
 eg_status_t eg_bus_js_batch_wait(eg_bus_js_batch_t *b, int timeout_ms, bool *acked, size_t n);
 
 typedef struct eg_bus_consumer eg_bus_consumer_t;
@@ -128,7 +161,10 @@ void eg_bus_consumer_close(eg_bus_consumer_t *c);
 
 /** Fetch up to max messages, waiting up to timeout_ms for the first. On EG_OK msgs[0..*count)
  *  are owned by the caller (free each with eg_bus_jsmsg_free after ack/nak). EG_ETIMEOUT
- *  when none arrived. */
+ *  when none arrived, also when fetches failed all along because the consumer had no leader
+ *  (an election) or the connection was moving to another server: those are tried again within
+ *  timeout_ms, with one warning when it starts and one line when a fetch works again. Other
+ *  failures (the consumer was deleted, ...) are returned as the bus's status, logged. */
 eg_status_t eg_bus_js_fetch(eg_bus_consumer_t *c, int max, int timeout_ms, eg_bus_jsmsg_t **msgs,
                             int *count);
 
