@@ -68,7 +68,7 @@
 #define RELAY_MIN_INTERVAL_MS 5
 #define RELAY_BACKOFF_MIN_MS 50
 #define RELAY_BACKOFF_MAX_MS 2000
-#define PUBLISH_TIMEOUT_MS 5000
+#define PUBLISH_TIMEOUT_MS 15000 /* covers a JetStream leader election (4-7 s) */
 
 struct relay {
     sched_t *s;

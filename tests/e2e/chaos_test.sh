@@ -310,6 +310,10 @@ fault_nats_leader() {
         fail "$stream is held by $n server(s), not 3 (ENGAGE_JS_REPLICAS=${ENGAGE_JS_REPLICAS:-unset}): its leader's loss was not tried"
         return 0
     fi
+    # A replica still catching up may become the leader without the newest messages (seen on
+    # nats-server 2.9.10): kill only once every replica is current, as an operator would.
+    wait_until 30 nats_stream_current "$RUN_DIR" "$stream" >/dev/null ||
+        warn "$stream: a replica is still not current after 30 s"
     stamp "kill -9 nats-$old, the leader of $stream (held by $n servers)"
     stack kill "$RUN_DIR" "nats-$old" || { fail "scripts/stack.sh kill nats-$old failed"; return 0; }
     if t="$(wait_until 30 leader_is_not "$old" "$stream")"; then
@@ -321,6 +325,8 @@ fault_nats_leader() {
     stamp "start nats-$old again"
     stack restart "$RUN_DIR" "nats-$old" || { fail "scripts/stack.sh restart nats-$old failed"; return 0; }
     wait_all_ready "the NATS leader's loss"
+    wait_until 30 nats_stream_current "$RUN_DIR" "$stream" >/dev/null ||
+        warn "$stream: nats-$old has not caught up 30 s after its start"
 }
 
 fault_pg_promote() {
