@@ -2,6 +2,7 @@
  * redis-server 7.0), the keys of a command, which commands write, MOVED/ASK and CLUSTER SLOTS
  * parsing, and the target URLs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,15 @@ Test(store_slots, target_urls_parse)
 
 Test(store_slots, the_environment_becomes_a_target)
 {
+    /* make test runs this with the suite's variables set: start from none. */
+    const char *vars[] = {"URL", "CLUSTER", "SENTINELS", "MASTER", "MIN_REPLICAS", "WAIT_MS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        char n[64];
+        snprintf(n, sizeof n, "ENGAGE_REDIS_%s", vars[i]);
+        unsetenv(n);
+        snprintf(n, sizeof n, "ENGAGE_VOICE_REDIS_%s", vars[i]);
+        unsetenv(n);
+    }
     setenv("ENGAGE_REDIS_URL", "redis://:s3cret@127.0.0.1:6390", 1);
     setenv("ENGAGE_REDIS_CLUSTER", "127.0.0.1:7000,127.0.0.1:7001", 1);
     setenv("ENGAGE_REDIS_MIN_REPLICAS", "1", 1);
